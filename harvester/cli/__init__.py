@@ -1,0 +1,1 @@
+"""The ``harvester`` command line."""

@@ -1,0 +1,1 @@
+"""The inventory: accounts, clusters, role configs, access keys and their sources."""

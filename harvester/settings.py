@@ -1,0 +1,116 @@
+"""One typed settings object, from ``HARVESTER_*`` variables and an optional YAML file.
+
+Built once per process by :func:`load_settings` (the CLI, a worker after fork, a test),
+never at import time, so nothing reads the environment just because a module was imported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from harvester.durations import parse_duration
+
+ENV_PREFIX = "HARVESTER_"
+CONFIG_ENV = "HARVESTER_CONFIG"
+
+
+class SettingsError(Exception):
+    """The settings cannot be used; the message names the variable and what is wrong."""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("audit-harvester", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know about its environment.
+
+    Every field can be set as ``HARVESTER_<FIELD>`` (upper case) or in the YAML file named by
+    ``HARVESTER_CONFIG``; the environment wins over the file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/1"
+    secret_key: SecretStr | None = None
+    external_id: str | None = None
+    cadence: timedelta = timedelta(minutes=5)
+    lateness_window: timedelta = timedelta(hours=1)
+    first_harvest_lookback: timedelta = timedelta(hours=24)
+    log_level: str = "INFO"
+
+    @field_validator("cadence", "lateness_window", "first_harvest_lookback", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'harvester.db'}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot read the config file {path} named by {CONFIG_ENV}: {exc.strerror}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"config file {path} must be a mapping of setting: value")
+    return {str(k).lower().replace("-", "_"): v for k, v in loaded.items()}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings from ``environ`` (default ``os.environ``), config file, overrides."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    config_path = env.get(CONFIG_ENV)
+    if config_path:
+        values.update(_read_config_file(Path(config_path)))
+    known = set(Settings.model_fields)
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        field = name[len(ENV_PREFIX) :].lower()
+        if field in known:
+            values[field] = raw
+    values.update(overrides)
+    try:
+        # Values are passed explicitly so that pydantic-settings does not read os.environ
+        # behind our back (tests hand in their own environment).
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

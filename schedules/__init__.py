@@ -1,0 +1,1 @@
+"""The beat scheduler (the pipeline issue)."""
