@@ -35,13 +35,9 @@ def _default(value: Any) -> Any:
     raise TypeError
 
 
-def print_json(data: Any) -> None:
-    sys.stdout.write(
-        orjson.dumps(
-            data, default=_default, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-        ).decode()
-        + "\n"
-    )
+def print_json(data: Any, *, sort_keys: bool = True) -> None:
+    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    sys.stdout.write(orjson.dumps(data, default=_default, option=option).decode() + "\n")
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -24,7 +24,7 @@ def policy_bucket(
     """The S3 bucket policy granting the role s3:GetObject and s3:ListBucket."""
     v.bucket_name(bucket)
     v.role_arn(role_arn, expected_partition=v.arn_partition(role_arn))
-    print_json(bucket_policy(bucket=bucket, role_arn=role_arn))
+    print_json(bucket_policy(bucket=bucket, role_arn=role_arn), sort_keys=False)
 
 
 @policy_app.command("trust")
@@ -36,7 +36,9 @@ def policy_trust(
     v.role_arn(primary_role_arn, expected_partition=v.arn_partition(primary_role_arn))
     if external_id is not None:
         v.external_id(external_id)
-    print_json(trust_policy(primary_role_arn=primary_role_arn, external_id=external_id))
+    print_json(
+        trust_policy(primary_role_arn=primary_role_arn, external_id=external_id), sort_keys=False
+    )
 
 
 @policy_app.command("harvester-role")
@@ -50,4 +52,7 @@ def policy_harvester_role(
     """The identity policy the harvesting role needs (S3 read, KMS decrypt, doctor's reads)."""
     v.bucket_name(bucket)
     v.partition(partition)
-    print_json(harvester_role_policy(bucket=bucket, kms_key_arn=kms_key, partition=partition))
+    print_json(
+        harvester_role_policy(bucket=bucket, kms_key_arn=kms_key, partition=partition),
+        sort_keys=False,
+    )
