@@ -10,7 +10,9 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from harvester import __version__
+from harvester.aws.identity import IdentityConfigError
 from harvester.cli.context import AppContext
+from harvester.cli.doctor_cmds import doctor
 from harvester.cli.inventory_cmds import (
     accounts_app,
     clusters_app,
@@ -27,6 +29,7 @@ from harvester.db.migrate import current_revision, head_revision, upgrade
 from harvester.inventory.service import InUse, NotFound
 from harvester.inventory.validation import InvalidValue
 from harvester.inventory.yamlfile import InventoryFileError
+from harvester.logs import configure_logging
 from harvester.settings import SettingsError
 
 app = typer.Typer(
@@ -49,10 +52,12 @@ app.add_typer(storage_app, name="storage")
 app.add_typer(roles_app, name="roles")
 app.add_typer(sources_app, name="sources")
 app.add_typer(policy_app, name="policy")
+app.command("doctor")(doctor)
 
 # Errors that are the operator's to fix: printed as one line, exit status 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
     InvalidValue,
+    IdentityConfigError,
     InventoryFileError,
     NotFound,
     InUse,
@@ -78,6 +83,7 @@ def main_callback(
 ) -> None:
     # Settings are read here, once per invocation, not at import.
     ctx.obj = AppContext.from_environment()
+    configure_logging(ctx.obj.settings.log_level)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -114,7 +120,10 @@ def db_current(ctx: typer.Context) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning operator errors into one-line messages."""
     try:
-        app(args=argv, standalone_mode=False, prog_name="harvester")
+        # Without standalone mode click returns a typer.Exit's code instead of exiting.
+        code = app(args=argv, standalone_mode=False, prog_name="harvester")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except USER_ERRORS as exc:
         # Plain print: rich would wrap the line, and scripts grep these messages.
         print(f"error: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.inventory.conftest import Cli
+from tests.integration.conftest import Cli
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
