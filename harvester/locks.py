@@ -8,8 +8,12 @@ dead worker's lease expires before its task is redelivered.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from redis import Redis
 
@@ -56,3 +60,73 @@ def source_lease_key(source_id: int) -> str:
 
 
 LEADER_KEY = "harvester:beat:leader"
+
+
+class LeaseLike(Protocol):
+    held: bool
+
+    def acquire(self) -> bool: ...
+    def release(self) -> None: ...
+
+
+class Leases(Protocol):
+    """Where leases live: Redis for a fleet, this process for the embedded default."""
+
+    def lease(self, key: str, ttl: timedelta) -> LeaseLike: ...
+    def busy(self, keys: Sequence[str]) -> list[bool]: ...
+
+
+@dataclass
+class RedisLeases:
+    redis: Redis
+
+    def lease(self, key: str, ttl: timedelta) -> LeaseLike:
+        return Lease(self.redis, key, ttl)
+
+    def busy(self, keys: Sequence[str]) -> list[bool]:
+        if not keys:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(key)
+        return [bool(flag) for flag in pipe.execute()]
+
+
+@dataclass
+class _LocalLease:
+    owner: LocalLeases
+    key: str
+    ttl: timedelta
+    held: bool = False
+
+    def acquire(self) -> bool:
+        now = time.monotonic()
+        with self.owner.lock:
+            expiry = self.owner.expiries.get(self.key)
+            if expiry is not None and expiry > now:
+                return False
+            self.owner.expiries[self.key] = now + self.ttl.total_seconds()
+            self.held = True
+            return True
+
+    def release(self) -> None:
+        with self.owner.lock:
+            if self.held:
+                self.owner.expiries.pop(self.key, None)
+                self.held = False
+
+
+@dataclass
+class LocalLeases:
+    """Leases within one process (the embedded default: one machine, no Redis)."""
+
+    expiries: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def lease(self, key: str, ttl: timedelta) -> LeaseLike:
+        return _LocalLease(self, key, ttl)
+
+    def busy(self, keys: Sequence[str]) -> list[bool]:
+        now = time.monotonic()
+        with self.lock:
+            return [self.expiries.get(key, 0.0) > now for key in keys]

@@ -7,7 +7,9 @@ fork (``worker_process_init``), by beat, or by a test. Nothing here runs at impo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
+from time import monotonic
 
 from redis import Redis
 from sqlalchemy import Engine
@@ -17,7 +19,13 @@ from harvester.aws.session import ClientSettings, SessionFactory
 from harvester.clock import Clock, utcnow
 from harvester.crypto import SecretBox, secret_box
 from harvester.db.engine import make_engine, session_factory
+from harvester.detect.engine import EngineConfig, Scorer
+from harvester.detect.repository import inventory_rule_config
+from harvester.detect.state import MemoryStore, RedisStore, StateStore
+from harvester.locks import Leases, LocalLeases, RedisLeases
 from harvester.settings import Settings
+
+SCORER_REFRESH_SECONDS = 300.0
 
 
 @dataclass
@@ -25,10 +33,14 @@ class Runtime:
     settings: Settings
     clock: Clock = field(default=utcnow)
     fetch_concurrency: int = 8
+    # Embedded (one process, no services): detector state in memory instead of Redis.
+    embedded: bool = False
+    _scorer: Scorer | None = field(default=None, init=False, repr=False)
+    _scorer_built: float = field(default=0.0, init=False, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, *, clock: Clock = utcnow) -> Runtime:
-        return cls(settings=settings, clock=clock)
+    def build(cls, settings: Settings, *, clock: Clock = utcnow, embedded: bool = False) -> Runtime:
+        return cls(settings=settings, clock=clock, embedded=embedded)
 
     @cached_property
     def engine(self) -> Engine:
@@ -49,6 +61,37 @@ class Runtime:
     @cached_property
     def aws(self) -> SessionFactory:
         return SessionFactory(settings=ClientSettings(fetch_concurrency=self.fetch_concurrency))
+
+    @cached_property
+    def leases(self) -> Leases:
+        return LocalLeases() if self.embedded else RedisLeases(self.redis)
+
+    @cached_property
+    def _store(self) -> StateStore:
+        return MemoryStore() if self.embedded else RedisStore(self.redis)
+
+    @property
+    def scorer(self) -> Scorer:
+        """The scorer, with the rules' view of the inventory refreshed every few minutes.
+
+        Rules must know our own accounts (sharing a snapshot with one is not exfiltration)
+        and our trail buckets; an inventory change reaches them without a restart.
+        """
+        now = monotonic()
+        if self._scorer is None or now - self._scorer_built > SCORER_REFRESH_SECONDS:
+            with self.sessions() as session:
+                rules = inventory_rule_config(session)
+            config = EngineConfig(
+                rules=rules,
+                # Redeliveries happen within the lateness window; keep ids a margin longer.
+                dedup_ttl=self.settings.lateness_window + timedelta(hours=1),
+                # Shorter than the broker's visibility timeout, or a redelivered batch would
+                # find its dead worker's claims and score nothing.
+                processing_ttl=timedelta(minutes=6),
+            )
+            self._scorer = Scorer(store=self._store, config=config, clock=self.clock)
+            self._scorer_built = now
+        return self._scorer
 
     def close(self) -> None:
         """Release connections; safe to call whether or not they were ever made."""

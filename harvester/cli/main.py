@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 from sqlalchemy.exc import OperationalError
 
 from harvester import __version__
 from harvester.aws.identity import IdentityConfigError
+from harvester.cli import anomaly_cmds, fleet_cmds, scan_cmds
 from harvester.cli.context import AppContext
 from harvester.cli.doctor_cmds import doctor
 from harvester.cli.inventory_cmds import (
@@ -30,6 +30,7 @@ from harvester.inventory.service import InUse, NotFound
 from harvester.inventory.validation import InvalidValue
 from harvester.inventory.yamlfile import InventoryFileError
 from harvester.logs import configure_logging
+from harvester.scan_s3 import S3UrlError
 from harvester.settings import SettingsError
 
 app = typer.Typer(
@@ -52,7 +53,13 @@ app.add_typer(storage_app, name="storage")
 app.add_typer(roles_app, name="roles")
 app.add_typer(sources_app, name="sources")
 app.add_typer(policy_app, name="policy")
+app.add_typer(anomaly_cmds.anomalies_app, name="anomalies")
+app.add_typer(anomaly_cmds.incidents_app, name="incidents")
+app.add_typer(anomaly_cmds.suppress_app, name="suppress")
 app.command("doctor")(doctor)
+fleet_cmds.register(app)
+app.command("scan")(scan_cmds.scan)
+app.command("parse")(scan_cmds.parse)
 
 # Errors that are the operator's to fix: printed as one line, exit status 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -61,6 +68,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     InventoryFileError,
     NotFound,
     InUse,
+    S3UrlError,
     SettingsError,
     SecretKeyError,
     DatabaseError,
@@ -118,21 +126,14 @@ def db_current(ctx: typer.Context) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app, turning operator errors into one-line messages."""
+    """Console-script entry point: run the app, turning operator errors into one-line messages.
+
+    Click's standalone mode handles usage errors, --help and exit codes; our domain errors
+    pass through it and are printed here as one line with exit status 2, no traceback.
+    """
     try:
-        # Without standalone mode click returns a typer.Exit's code instead of exiting.
-        code = app(args=argv, standalone_mode=False, prog_name="harvester")
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app(args=argv, prog_name="harvester")
     except USER_ERRORS as exc:
         # Plain print: rich would wrap the line, and scripts grep these messages.
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:  # usage errors: a bad option, a missing argument
-        exc.show()
-        sys.exit(exc.exit_code)

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import harvester.db.anomaly_models  # noqa: F401
 from harvester.db.models import Base
 
 config = context.config

@@ -1,0 +1,1 @@
+"""Reproducible throughput and memory measurements; each prints a ratio to a baseline."""

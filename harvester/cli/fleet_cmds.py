@@ -1,0 +1,175 @@
+"""Running the pipeline: ``worker`` and ``beat`` for a fleet, ``run`` for one machine."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from celery import Celery
+
+from harvester.cli.context import AppContext
+from harvester.cli.output import console, print_table
+from harvester.embedded import run_cycle, run_forever
+from harvester.inventory import service
+from harvester.inventory import validation as v
+from harvester.pipeline import harvest_objects, plan_backfill, score_batch
+from harvester.runtime import Runtime
+
+
+def _exec_celery(argv: list[str]) -> None:
+    # Replace this process with Celery's own command, so that `harvester worker` and
+    # `celery -A workers.app worker` are the same program (signals, exit codes, pid).
+    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *argv])  # noqa: S606
+
+
+def send_objects(broker_url: str, *, source_id: int, objects: list[tuple[str, str]]) -> int:
+    """Queue harvest.object tasks by name (the domain does not import the workers)."""
+    client = Celery("audit-harvester-client", broker=broker_url)
+    try:
+        for index in range(0, len(objects), 20):
+            group = [list(pair) for pair in objects[index : index + 20]]
+            client.send_task(
+                "harvest.object", args=(source_id, group), queue="harvest", serializer="json"
+            )
+    finally:
+        client.close()
+    return len(objects)
+
+
+def _ctx(ctx: typer.Context) -> AppContext:
+    app = ctx.find_object(AppContext)
+    assert app is not None
+    return app
+
+
+def worker(
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to consume: harvest, score or both.")
+    ] = "harvest,score",
+    concurrency: Annotated[
+        int | None, typer.Option(help="Worker processes (default: one per core).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Start a Celery worker (prefork) on the broker from HARVESTER_BROKER_URL.
+
+    The same as: celery -A workers.app worker -Q harvest,score -c N
+    """
+    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-P", "prefork"]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    _exec_celery(argv)
+
+
+def beat(loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO") -> None:
+    """Start the scheduler; run two for availability, a Redis leader lock keeps one active.
+
+    The same as: celery -A workers.app beat
+    """
+    _exec_celery(["beat", "--loglevel", loglevel])
+
+
+def run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between cycles.")] = 30.0,
+) -> None:
+    """Harvest and score in this process, without a broker (the embedded default).
+
+    Every due source is listed, its new objects parsed and scored, with the same functions
+    the fleet's tasks call. Detector baselines live in memory for the life of the process.
+    """
+    app = _ctx(ctx)
+    app.ensure_schema()
+    rt = Runtime.build(app.settings, clock=app.clock, embedded=True)
+    try:
+        if not once:
+            run_forever(rt, interval=interval)
+            return
+        result = run_cycle(rt)
+        console().print(
+            f"harvested {result.sources} source(s): {result.objects} object(s), "
+            f"{result.events} event(s), {result.anomalies} anomaly update(s)"
+            + (f", {result.corrupt} corrupt" if result.corrupt else "")
+            + (f", {result.failed} failed" if result.failed else ""),
+            markup=False,
+        )
+        for line in result.degraded:
+            console().print(f"degraded: {line}", markup=False)
+    finally:
+        rt.close()
+
+
+def _parse_time(value: str, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise v.InvalidValue(
+            option, value, "use an ISO 8601 time, e.g. 2026-11-01T00:00Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def backfill(
+    ctx: typer.Context,
+    source_ref: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="Source id, ACCOUNT or ACCOUNT/CLUSTER.")
+    ],
+    since: Annotated[str, typer.Option(help="Start of the range (ISO 8601, UTC if no zone).")],
+    until: Annotated[str | None, typer.Option(help="End of the range (default: now).")] = None,
+    enqueue: Annotated[
+        bool, typer.Option("--enqueue", help="Send the objects to the fleet's queue instead.")
+    ] = False,
+) -> None:
+    """Harvest a time range of a source again, including objects already processed.
+
+    Scoring de-duplicates events by id, so a backfill adds only what was missing.
+    """
+    app = _ctx(ctx)
+    start = _parse_time(since, "--since")
+    end = _parse_time(until, "--until") if until else app.clock()
+    if end < start:
+        raise v.InvalidValue("--until", until, "the end of the range is before its start")
+    with app.session() as session:
+        source_id = service.find_source(session, source_ref).id
+    rt = Runtime.build(app.settings, clock=app.clock, embedded=not enqueue)
+    try:
+        plan = plan_backfill(rt, source_id=source_id, since=start, until=end)
+        out = console()
+        out.print(f"listed {plan.listed} key(s); {len(plan.objects)} object(s) in the range")
+        pairs = [(item.key, item.etag) for item in plan.objects]
+        if enqueue:
+            sent = send_objects(app.settings.broker_url, source_id=source_id, objects=pairs)
+            out.print(f"sent {sent} object(s) to the harvest queue")
+            return
+
+        def emit(body: bytes, _count: int) -> None:
+            score_batch(rt, body=body)
+
+        done = harvest_objects(rt, source_id=source_id, objects=pairs, emit=emit)
+        summary = done.summary()
+        print_table(
+            "Backfill",
+            ["objects", "events", "done", "corrupt", "failed"],
+            [
+                [
+                    len(done.objects),
+                    summary["events"],
+                    summary.get("done", 0),
+                    summary.get("corrupt", 0),
+                    summary.get("failed", 0),
+                ]
+            ],
+        )
+    finally:
+        rt.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+    app.command("beat")(beat)
+    app.command("run")(run)
+    app.command("backfill")(backfill)

@@ -1,0 +1,199 @@
+"""``harvester scan`` and ``harvester parse``: offline use on local folders or s3:// URLs."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harvester.cli.output import print_table, when
+from harvester.detect.engine import scan_events
+from harvester.detect.render import render_findings
+from harvester.events import Event, encode_events
+from harvester.inventory import validation as v
+from harvester.scan import ScanSummary, SourceObject, iter_scan, local_objects
+from harvester.scan_s3 import S3Url, s3_client, s3_objects
+
+
+class FindingsFormat(enum.StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+
+
+PathsArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="PATH...",
+        help="Files or folders (gzip or plain, as 'aws s3 sync' leaves them) or s3://bucket/prefix.",
+    ),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(help="S3 endpoint for s3:// paths (an S3-compatible store or an emulator)."),
+]
+
+
+def _objects(paths: list[str], endpoint_url: str | None) -> Iterator[SourceObject]:
+    # Every path is checked before the first object is read: a typo fails at once.
+    urls = {path: S3Url.parse(path) for path in paths if path.startswith("s3:")}
+    for path in paths:
+        if path not in urls and not Path(path).exists():
+            raise v.InvalidValue("PATH", path, "no such file or folder")
+    return _iter_objects(paths, urls, endpoint_url)
+
+
+def _iter_objects(
+    paths: list[str], urls: dict[str, S3Url], endpoint_url: str | None
+) -> Iterator[SourceObject]:
+    client = None
+    for path in paths:
+        if path in urls:
+            client = client or s3_client(endpoint_url=endpoint_url)
+            yield from s3_objects(client, urls[path])
+        else:
+            yield from local_objects([path])
+
+
+def _with_progress(events: Iterable[Event], summary: ScanSummary) -> Iterator[Event]:
+    """A progress line on a terminal (objects, MB, events/s); nothing when piped."""
+    if not sys.stderr.isatty():
+        yield from events
+        return
+    progress = Progress(
+        TextColumn("[bold]scanning"),
+        BarColumn(bar_width=None),
+        TextColumn(
+            "{task.fields[objects]} objects, {task.fields[mb]:.1f} MB, {task.completed} events"
+        ),
+        TextColumn("{task.fields[rate]:,.0f} events/s"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("scan", total=None, objects=0, mb=0.0, rate=0.0)
+        for count, event in enumerate(events, 1):
+            yield event
+            if count % 2000 == 0:
+                elapsed = progress.tasks[0].elapsed or 1e-9
+                progress.update(
+                    task,
+                    completed=count,
+                    objects=summary.objects,
+                    mb=summary.compressed_bytes / 1e6,
+                    rate=count / elapsed,
+                )
+
+
+def _print_summary(summary: ScanSummary, *, to_stderr: bool) -> None:
+    rows = []
+    for (account, region), group in sorted(summary.cloudtrail.items(), key=lambda kv: str(kv[0])):
+        rows.append(
+            [
+                "cloudtrail",
+                account,
+                region,
+                group.objects,
+                group.events,
+                group.distinct_principals,
+                when(group.first),
+                when(group.last),
+                len(group.errors),
+            ]
+        )
+    for (account, cluster), group in sorted(summary.clusters.items(), key=lambda kv: str(kv[0])):
+        rows.append(
+            [
+                "eks",
+                account,
+                cluster,
+                group.objects,
+                group.events,
+                group.distinct_principals,
+                when(group.first),
+                when(group.last),
+                len(group.errors),
+            ]
+        )
+    columns = [
+        "kind",
+        "account",
+        "region/cluster",
+        "objects",
+        "events",
+        "principals",
+        "first",
+        "last",
+        "errors",
+    ]
+    if to_stderr:
+        console = Console(stderr=True, highlight=False)
+        table = Table(title="Scanned", header_style="bold")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(str(c) for c in row))
+        console.print(table)
+    else:
+        print_table("Scanned", columns, rows)
+    for error in summary.errors:
+        print(f"corrupt: {error.key}: {error.message}", file=sys.stderr)
+
+
+def scan(
+    paths: PathsArg,
+    output: Annotated[
+        FindingsFormat,
+        typer.Option("--output", "-o", help="table, jsonl (one finding per line) or json."),
+    ] = FindingsFormat.table,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Scan CloudTrail and EKS audit logs for anomalies and incidents, offline.
+
+    Prints what was read per account, region and cluster, then the anomalies and incidents.
+    Corrupt objects are reported and skipped; the scan goes on.
+    """
+    summary = ScanSummary()
+    events = _with_progress(iter_scan(_objects(paths, endpoint_url), summary), summary)
+    report = scan_events(events)
+    machine = output is not FindingsFormat.table
+    _print_summary(summary, to_stderr=machine)
+    render_findings(report.anomalies, report.incidents, output.value)
+
+
+def parse(
+    paths: PathsArg,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Write normalized events here (JSON lines); '-' for stdout."
+        ),
+    ],
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Parse log objects into normalized events, one JSON object per line."""
+    summary = ScanSummary()
+    events = _with_progress(iter_scan(_objects(paths, endpoint_url), summary), summary)
+    stream = sys.stdout.buffer if str(out) == "-" else out.open("wb")
+    try:
+        batch: list[Event] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= 1000:
+                stream.write(encode_events(batch))
+                batch.clear()
+        stream.write(encode_events(batch))
+    finally:
+        if stream is not sys.stdout.buffer:
+            stream.close()
+    print(f"wrote {summary.events} events from {summary.objects} objects to {out}", file=sys.stderr)
+    for error in summary.errors:
+        print(f"corrupt: {error.key}: {error.message}", file=sys.stderr)

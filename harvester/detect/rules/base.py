@@ -1,0 +1,161 @@
+"""What a rule detector is: a declaration, the events it looks at, and a pure check."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from harvester.detect.features import display_principal
+from harvester.detect.model import DetectorSpec, Hit, Severity, SourceKind
+from harvester.events import Event, payload
+
+__all__ = [
+    "Rule",
+    "RuleConfig",
+    "Subject",
+    "base_name",
+    "spec",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """Facts about the estate that rules need to tell inside from outside.
+
+    ``known_accounts``: accounts of the organization (sharing with them is not exfiltration).
+    ``trail_buckets``: buckets that receive CloudTrail logs (from the inventory).
+    """
+
+    known_accounts: frozenset[str] = frozenset()
+    trail_buckets: frozenset[str] = frozenset()
+    short_lifecycle_days: int = 7
+    admin_ports: frozenset[int] = frozenset((22, 3389))
+
+
+class Subject:
+    """One event seen by rules, with its JSON payloads decoded at most once."""
+
+    __slots__ = ("_additional", "_request", "_request_object", "_response", "event")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._request: Any = _UNSET
+        self._response: Any = _UNSET
+        self._additional: Any = _UNSET
+        self._request_object: Any = _UNSET
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if self._request is _UNSET:
+            self._request = _as_dict(payload(self.event, "request_parameters"))
+        result: dict[str, Any] = self._request
+        return result
+
+    @property
+    def response(self) -> dict[str, Any]:
+        if self._response is _UNSET:
+            self._response = _as_dict(payload(self.event, "response_elements"))
+        result: dict[str, Any] = self._response
+        return result
+
+    @property
+    def additional(self) -> dict[str, Any]:
+        if self._additional is _UNSET:
+            self._additional = _as_dict(payload(self.event, "additional_event_data"))
+        result: dict[str, Any] = self._additional
+        return result
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        """The Kubernetes request object (what was submitted)."""
+        if self._request_object is _UNSET:
+            self._request_object = _as_dict(payload(self.event, "request_object"))
+        result: dict[str, Any] = self._request_object
+        return result
+
+    # Words used in summaries.
+
+    @property
+    def who(self) -> str:
+        return display_principal(self.event) or "an unknown principal"
+
+    @property
+    def where(self) -> str:
+        ip = self.event.source_ip
+        return f" from {ip}" if ip else ""
+
+    def called(self, detail: str = "") -> str:
+        a = self.event.action
+        text = f"{self.who} called {a.service}:{base_name(a.name)}"
+        if detail:
+            text += f" {detail}"
+        return text + self.where
+
+
+_UNSET: Any = object()
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+_VERSION_SUFFIX = re.compile(r"\d{8}(v\d+)?$")
+
+
+@functools.lru_cache(maxsize=4096)
+def base_name(name: str) -> str:
+    """``AddPermission20150331v2`` → ``AddPermission`` (Lambda versions its API names)."""
+    return _VERSION_SUFFIX.sub("", name)
+
+
+Check = Callable[[Subject, RuleConfig], Hit | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule detector: ``check`` runs on events of ``spec.sources`` that pass the filters.
+
+    ``names`` (CloudTrail event names, version suffix removed) or ``resources`` (Kubernetes
+    resources) index the rule so the engine only calls it on candidate events; None means
+    every event of its source. Failed requests are skipped unless ``failures`` is set.
+    """
+
+    spec: DetectorSpec
+    check: Check
+    names: frozenset[str] | None = None
+    resources: frozenset[str] | None = None
+    failures: bool = False
+    successes: bool = True
+    tags: tuple[str, ...] = field(default=())
+
+
+def spec(
+    id: str,
+    *,
+    title: str,
+    severity: Severity,
+    tactics: Iterable[str],
+    techniques: Iterable[str],
+    description: str,
+    source: SourceKind,
+    version: int = 1,
+    dedup_window: timedelta = timedelta(hours=24),
+    parameters: Mapping[str, object] | None = None,
+) -> DetectorSpec:
+    return DetectorSpec(
+        id=id,
+        version=version,
+        title=title,
+        description=description,
+        severity=severity,
+        tactics=tuple(tactics),
+        techniques=tuple(techniques),
+        sources=frozenset((source,)),
+        kind="rule",
+        parameters=dict(parameters or {}),
+        dedup_window=dedup_window,
+    )

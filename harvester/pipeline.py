@@ -1,0 +1,387 @@
+"""The harvest engine: dispatch, list a source, fetch and parse an object, score a batch.
+
+Every function takes the process's :class:`~harvester.runtime.Runtime` and callables for
+what comes next (enqueue a source, enqueue objects, emit a batch), so the same code runs in
+Celery tasks, in ``harvester run`` (one process, no broker) and in tests.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from harvester.aws.errors import AwsError, NoSuchKey, ObjectChanged
+from harvester.aws.identity import SourceInfo, source_info_from_row
+from harvester.aws.s3 import open_object
+from harvester.batches import BatchBuilder, decode_batch
+from harvester.db.models import Source
+from harvester.detect.repository import StoreSummary, score_and_store
+from harvester.locks import source_lease_key
+from harvester.parse import CorruptObjectError, ParseStats, parse_object
+from harvester.runtime import Runtime
+from harvester.scheduling import due_sources, mark_scheduled
+from harvester.sources.discovery import discover_regions
+from harvester.sources.layouts import ScopeLocation, cloudtrail_root, cloudtrail_scope, eks_scope
+from harvester.sources.ledger import WorkItem, mark_corrupt, mark_done, mark_failed, mark_queued
+from harvester.sources.listing import ListingPolicy, list_new_objects
+from harvester.sources.listing import backfill as list_backfill
+from harvester.sources.s3lister import S3Lister
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+# Small objects travel together: one task per group keeps the per-task overhead off the
+# thousands of tiny CloudTrail files a quiet region delivers.
+GROUP_MAX_OBJECTS = 20
+GROUP_MAX_BYTES = 2 << 20
+
+EnqueueSource = Callable[[int, timedelta], None]
+EnqueueObjects = Callable[[int, Sequence[tuple[str, str]]], None]
+EmitBatch = Callable[[bytes, int], None]
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    due: int
+    dispatched: int
+    busy: int
+
+
+def dispatch_due(rt: Runtime, *, enqueue: EnqueueSource, limit: int = 100_000) -> DispatchResult:
+    """Enqueue a harvest of every source whose slot has come and whose lease is free."""
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        due = due_sources(session, now=now, default_cadence=rt.settings.cadence, limit=limit)
+        # One round trip for all leases: a source still being harvested is not sent again.
+        busy_flags = rt.leases.busy([source_lease_key(item.id) for item in due])
+        mark_scheduled(session, due)
+    free = [item for item, busy in zip(due, busy_flags, strict=True) if not busy]
+    # Enqueued after the commit: a failed commit must not leave a sent task behind.
+    for item in free:
+        enqueue(item.id, item.cadence)
+    return DispatchResult(due=len(due), dispatched=len(free), busy=len(due) - len(free))
+
+
+# --- a source ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceRunResult:
+    source_id: int
+    status: str  # ok | busy | degraded | disabled | missing
+    objects: int = 0
+    scopes: int = 0
+    listed: int = 0
+    skipped: int = 0
+    exhausted: int = 0
+    error: str | None = None
+
+    def summary(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, 0) or k == "status"}
+
+
+def load_source(session: Session, source_id: int) -> Source | None:
+    return session.scalar(
+        select(Source)
+        .where(Source.id == source_id)
+        .options(selectinload(Source.account), selectinload(Source.role))
+    )
+
+
+def _locations(info: SourceInfo, lister: S3Lister) -> list[ScopeLocation]:
+    if info.kind == "eks":
+        assert info.cluster_name is not None
+        return [eks_scope(info.prefix, account_id=info.account_id, cluster=info.cluster_name)]
+    root = cloudtrail_root(info.prefix, account_id=info.account_id, org_id=info.organization_id)
+    return [
+        cloudtrail_scope(
+            info.prefix, account_id=info.account_id, region=region, org_id=info.organization_id
+        )
+        for region in discover_regions(lister, root=root)
+    ]
+
+
+def group_objects(work: Sequence[WorkItem]) -> list[list[WorkItem]]:
+    """Batch small objects together; a large one goes alone."""
+    groups: list[list[WorkItem]] = []
+    current: list[WorkItem] = []
+    size = 0
+    for item in work:
+        item_size = item.size or GROUP_MAX_BYTES
+        if current and (len(current) >= GROUP_MAX_OBJECTS or size + item_size > GROUP_MAX_BYTES):
+            groups.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def harvest_source(
+    rt: Runtime, *, source_id: int, enqueue: EnqueueObjects, lease_ttl: timedelta
+) -> SourceRunResult:
+    """List what is new in every scope of a source, record it queued, hand it to workers.
+
+    Holds the source's lease for the duration, so two runs of one source never overlap.
+    Permanent AWS errors degrade the source's health with the explanation; transient ones
+    propagate for the caller to retry.
+    """
+    lease = rt.leases.lease(source_lease_key(source_id), lease_ttl)
+    if not lease.acquire():
+        return SourceRunResult(source_id, "busy")
+    try:
+        return _harvest_source(rt, source_id=source_id, enqueue=enqueue)
+    finally:
+        lease.release()
+
+
+def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> SourceRunResult:
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        source = load_source(session, source_id)
+        if source is None:
+            return SourceRunResult(source_id, "missing")
+        if not source.enabled or not source.account.enabled:
+            return SourceRunResult(source_id, "disabled")
+        info = source_info_from_row(
+            source, secret_box=rt.box, default_external_id=rt.settings.external_id
+        )
+    result = SourceRunResult(source_id, "ok")
+    policy = ListingPolicy.from_settings(rt.settings)
+    try:
+        lister = S3Lister(rt.aws.s3(info.chain, region=info.region), info.bucket)
+        locations = _locations(info, lister)
+        for location in locations:
+            with rt.sessions.begin() as session:
+                plan = list_new_objects(
+                    session,
+                    lister,
+                    source_id=source_id,
+                    location=location,
+                    policy=policy,
+                    clock=rt.clock,
+                )
+                mark_queued(session, source_id=source_id, objects=plan.work, now=now)
+            result.scopes += 1
+            result.listed += plan.listed
+            result.skipped += plan.skipped.total
+            result.exhausted += len(plan.exhausted)
+            result.objects += len(plan.work)
+            if plan.skipped.total:
+                log.info(
+                    "source %s scope %r: skipped %d keys %s",
+                    source_id,
+                    plan.scope,
+                    plan.skipped.total,
+                    dict(plan.skipped.counts),
+                )
+            for entry in plan.exhausted:
+                log.warning(
+                    "source %s: giving up on %s after repeated failures: %s",
+                    source_id,
+                    entry.key,
+                    entry.error,
+                )
+            for group in group_objects(plan.work):
+                enqueue(source_id, [(item.key, item.etag) for item in group])
+    except AwsError as exc:
+        if exc.retryable:
+            raise
+        result.status, result.error = "degraded", f"{exc} — {exc.remedy}"
+    _record_run(rt, source_id=source_id, result=result, now=now)
+    return result
+
+
+def _record_run(rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime) -> None:
+    with rt.sessions.begin() as session:
+        source = session.get(Source, source_id)
+        if source is None:
+            return
+        source.last_run_at = now
+        source.last_run_objects = result.objects
+        if result.status == "ok":
+            source.last_success_at = now
+            source.health, source.health_reason = "ok", None
+        else:
+            source.health, source.health_reason = "degraded", result.error
+
+
+# --- an object --------------------------------------------------------------------------------
+
+
+@dataclass
+class ObjectResult:
+    key: str
+    status: str  # done | corrupt | failed | missing
+    events: int = 0
+    bytes: int = 0
+    batches: int = 0
+    error: str | None = None
+
+
+@dataclass
+class ObjectsResult:
+    source_id: int
+    objects: list[ObjectResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        counts: dict[str, int] = {}
+        for item in self.objects:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        return {
+            "source_id": self.source_id,
+            "events": sum(o.events for o in self.objects),
+            **counts,
+        }
+
+
+def harvest_objects(
+    rt: Runtime, *, source_id: int, objects: Sequence[tuple[str, str]], emit: EmitBatch
+) -> ObjectsResult:
+    """Fetch, parse and emit each object; record each outcome in the ledger.
+
+    A corrupt object is recorded with its error (its valid events before the fault were
+    emitted) and the others go on. Transient AWS errors propagate so the task is retried;
+    objects done before the error stay done.
+    """
+    with rt.sessions.begin() as session:
+        source = load_source(session, source_id)
+        if source is None:
+            return ObjectsResult(source_id)
+        info = source_info_from_row(
+            source, secret_box=rt.box, default_external_id=rt.settings.external_id
+        )
+    client = rt.aws.s3(info.chain, region=info.region)
+    result = ObjectsResult(source_id)
+    for key, etag in objects:
+        result.objects.append(
+            _harvest_object(
+                rt, source_id=source_id, info=info, client=client, key=key, etag=etag, emit=emit
+            )
+        )
+    return result
+
+
+def _harvest_object(
+    rt: Runtime,
+    *,
+    source_id: int,
+    info: SourceInfo,
+    client: S3Client,
+    key: str,
+    etag: str,
+    emit: EmitBatch,
+) -> ObjectResult:
+    stats = ParseStats()
+    builder = BatchBuilder(emit)
+    outcome = ObjectResult(key, "done")
+    try:
+        stream = open_object(client, info.bucket, key, etag=etag)
+        with io.BufferedReader(stream, buffer_size=256 * 1024) as body:
+            for event in parse_object(
+                body,
+                kind=info.kind,
+                bucket=info.bucket,
+                key=key,
+                cluster=info.cluster_name,
+                account=info.account_id,
+                region=info.region,
+                stats=stats,
+            ):
+                builder.add(event)
+        builder.flush()
+    except CorruptObjectError as exc:
+        builder.flush()  # what was valid before the fault still counts
+        outcome.status, outcome.error = "corrupt", str(exc)
+    except (NoSuchKey, ObjectChanged) as exc:
+        outcome.status, outcome.error = "missing", f"{exc} — {exc.remedy}"
+    except AwsError as exc:
+        if exc.retryable:
+            raise
+        outcome.status, outcome.error = "failed", f"{exc} — {exc.remedy}"
+    outcome.events, outcome.batches = builder.events, builder.batches
+    outcome.bytes = stats.compressed_bytes
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        if outcome.status == "done":
+            mark_done(
+                session,
+                source_id=source_id,
+                key=key,
+                etag=etag,
+                events=outcome.events,
+                bytes=outcome.bytes,
+                sha256=stats.sha256 or "",
+                now=now,
+            )
+        elif outcome.status == "corrupt":
+            mark_corrupt(
+                session,
+                source_id=source_id,
+                key=key,
+                etag=etag,
+                error=outcome.error or "corrupt",
+                now=now,
+            )
+        else:
+            mark_failed(
+                session,
+                source_id=source_id,
+                key=key,
+                etag=etag,
+                error=outcome.error or outcome.status,
+                now=now,
+            )
+    if outcome.status != "done":
+        log.warning("object s3://%s/%s: %s: %s", info.bucket, key, outcome.status, outcome.error)
+    return outcome
+
+
+# --- a score batch ----------------------------------------------------------------------------
+
+
+def score_batch(rt: Runtime, *, body: bytes) -> StoreSummary:
+    """Decode a batch once, score it, store anomalies and incidents.
+
+    Redelivered batches change nothing: the scorer de-duplicates event ids and anomalies are
+    upserted by their dedup key.
+    """
+    events = decode_batch(body)
+    with rt.sessions() as session:
+        return score_and_store(session, rt.scorer, events)
+
+
+# --- backfill ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BackfillPlan:
+    source_id: int
+    objects: list[WorkItem]
+    listed: int
+
+
+def plan_backfill(rt: Runtime, *, source_id: int, since: datetime, until: datetime) -> BackfillPlan:
+    """List a source's objects with key times in [since, until] and record them queued again."""
+    with rt.sessions.begin() as session:
+        source = load_source(session, source_id)
+        if source is None:
+            raise LookupError(f"no source with id {source_id}")
+        info = source_info_from_row(
+            source, secret_box=rt.box, default_external_id=rt.settings.external_id
+        )
+    lister = S3Lister(rt.aws.s3(info.chain, region=info.region), info.bucket)
+    found = list_backfill(lister, locations=_locations(info, lister), since=since, until=until)
+    with rt.sessions.begin() as session:
+        mark_queued(session, source_id=source_id, objects=found.objects, now=rt.clock())
+    return BackfillPlan(source_id, found.objects, found.listed)

@@ -1,0 +1,167 @@
+"""The engine: dedup of events and anomalies, the two-phase commit, suppressions, records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from harvester.detect.engine import merge_anomaly, scan_events
+from harvester.detect.model import Severity, SuppressionRule
+from harvester.detect.state import MemoryStore
+from tests.unit.detect.builders import NOW, T0, ct, detect, k8s, scorer, sso
+
+
+def _stop(**kwargs: object) -> object:
+    return ct("StopLogging", "cloudtrail", params={"name": "main"}, **kwargs)  # type: ignore[arg-type]
+
+
+def test_anomaly_carries_explanation_evidence_and_mitre() -> None:
+    event = ct("StopLogging", "cloudtrail", params={"name": "main"}, identity=sso())
+    (anomaly,) = detect(event)
+    assert anomaly.detector == "aws.cloudtrail-logging-impaired"
+    assert anomaly.severity is Severity.critical
+    assert 0 < anomaly.score <= 100
+    assert "cloudtrail:StopLogging" in anomaly.explanation
+    assert (
+        anomaly.principal
+        == "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/pat@example.com"
+    )
+    assert anomaly.identity
+    assert anomaly.identity.endswith("/pat@example.com")
+    assert anomaly.account_id == "111122223333"
+    assert anomaly.source_ip == "81.2.69.142"
+    assert anomaly.event_ids == [event.id]
+    (evidence,) = anomaly.evidence
+    assert (evidence.bucket, evidence.key, evidence.index) == ("bucket", "AWSLogs/test.json.gz", 0)
+    assert anomaly.mitre_tactics == ("TA0005",)
+    assert "T1562.008" in anomaly.mitre_techniques
+    assert anomaly.id == f"an-{anomaly.dedup_key[:16]}"
+
+
+def test_repeats_within_the_dedup_window_raise_one_anomaly() -> None:
+    events = [_stop(when=T0 + timedelta(minutes=m)) for m in (0, 10, 50)]
+    (anomaly,) = detect(*events)
+    assert anomaly.count == 3
+    assert anomaly.first_seen == T0
+    assert anomaly.last_seen == T0 + timedelta(minutes=50)
+    assert "3 events in all" in anomaly.explanation
+
+
+def test_repeats_across_batches_keep_the_same_dedup_key() -> None:
+    s = scorer()
+    first = s.score_and_commit([_stop(when=T0)]).anomalies
+    second = s.score_and_commit([_stop(when=T0 + timedelta(hours=2))]).anomalies
+    assert first[0].dedup_key == second[0].dedup_key
+    merged = merge_anomaly(first[0], second[0])
+    assert merged.count == 2
+    assert merged.last_seen == T0 + timedelta(hours=2)
+
+
+def test_a_new_dedup_window_is_a_new_anomaly() -> None:
+    (a,) = detect(_stop(when=T0))
+    (b,) = detect(_stop(when=T0 + timedelta(days=1)))
+    assert a.dedup_key != b.dedup_key
+
+
+def test_merging_the_same_anomaly_twice_changes_nothing() -> None:
+    (anomaly,) = detect(_stop(), _stop())
+    assert merge_anomaly(anomaly, anomaly) == anomaly
+
+
+def test_a_redelivered_batch_changes_nothing() -> None:
+    store = MemoryStore()
+    s = scorer(store)
+    batch = [_stop(), ct("DeleteDetector", "guardduty")]
+    first = s.score_and_commit(batch)
+    state_before = len(store)
+    again = s.score_and_commit(batch)
+    assert len(first.anomalies) == 2
+    assert again.anomalies == []
+    assert again.duplicates == 2
+    assert len(store) == state_before
+
+
+def test_events_repeated_inside_one_batch_count_once() -> None:
+    event = _stop()
+    result = scorer().score_and_commit([event, event])
+    assert result.fresh == 1
+    assert result.anomalies[0].count == 1
+
+
+def test_uncommitted_batch_can_be_scored_again_after_abort() -> None:
+    s = scorer()
+    batch = [_stop()]
+    result = s.score(batch)
+    result.abort()
+    again = s.score(batch)
+    assert [a.dedup_key for a in again.anomalies] == [a.dedup_key for a in result.anomalies]
+
+
+def test_a_claim_never_committed_expires_and_the_batch_is_redone() -> None:
+    ticks = [0.0]
+    store = MemoryStore(monotonic=lambda: ticks[0])
+    s = scorer(store, processing_ttl=timedelta(minutes=5))
+    batch = [_stop()]
+    s.score(batch)  # the worker dies before committing
+    assert s.score(batch).anomalies == []  # still claimed
+    ticks[0] += 301
+    assert len(s.score(batch).anomalies) == 1
+
+
+def test_baselines_are_written_only_on_commit() -> None:
+    store = MemoryStore()
+    s = scorer(store)
+    result = s.score([ct("ListBuckets", "s3", identity=sso())])
+    assert len(store) == 0
+    result.commit()
+    assert len(store) > 0
+
+
+def test_suppressions_drop_matching_anomalies() -> None:
+    event = ct("StopLogging", "cloudtrail", params={"name": "t"}, identity=sso())
+    rules = [SuppressionRule("aws.cloudtrail-logging-impaired", principal="*pat@example.com")]
+    result = scorer().score_and_commit([event], suppressions=rules)
+    assert result.anomalies == []
+    assert [a.detector for a in result.suppressed] == ["aws.cloudtrail-logging-impaired"]
+
+
+def test_expired_or_other_suppressions_do_not_apply() -> None:
+    event = ct("StopLogging", "cloudtrail", params={"name": "t"}, identity=sso())
+    rules = [
+        SuppressionRule("aws.cloudtrail-logging-impaired", until=NOW - timedelta(seconds=1)),
+        SuppressionRule("aws.guardduty-disabled"),
+        SuppressionRule("*", principal="someone-else"),
+        SuppressionRule("*", account="999999999999"),
+    ]
+    result = scorer().score_and_commit([event], suppressions=rules)
+    assert len(result.anomalies) == 1
+
+
+def test_routine_hits_are_learned_per_entity() -> None:
+    s = scorer()
+    first = s.score_and_commit([ct("RebootDBInstance", "rds", when=T0)])
+    later = s.score_and_commit([ct("RebootDBInstance", "rds", when=T0 + timedelta(days=3))])
+    other = s.score_and_commit(
+        [ct("RebootDBInstance", "rds", identity=sso(), when=T0 + timedelta(days=3))]
+    )
+    assert [a.detector for a in first.anomalies] == ["aws.database-disruption"]
+    assert later.anomalies == []
+    assert [a.detector for a in other.anomalies] == ["aws.database-disruption"]
+
+
+def test_disabled_detectors_do_not_run() -> None:
+    s = scorer(disabled=frozenset(("aws.cloudtrail-logging-impaired",)))
+    assert s.score_and_commit([_stop()]).anomalies == []
+
+
+def test_requests_logged_before_they_were_decided_are_skipped() -> None:
+    early = k8s("create", "pods", name="x", subresource="exec", stage="RequestReceived", code=101)
+    assert detect(early) == []
+
+
+def test_scan_events_merges_batches_and_builds_incidents() -> None:
+    events = [_stop(when=T0 + timedelta(minutes=i)) for i in range(5)]
+    report = scan_events(events, batch_size=2, clock=lambda: NOW)
+    assert report.events == 5
+    (anomaly,) = report.anomalies
+    assert anomaly.count == 5
+    assert report.incidents == []

@@ -1,0 +1,102 @@
+"""``harvester_task``: the one decorator that gives every task our defaults.
+
+Keyword-only options, so a misspelled option fails at import instead of being silently
+accepted by Celery. Defaults: late ack, time limits, retry of transient errors with
+exponential backoff and full jitter (bounded), and a cap on redeliveries of one message: a
+poison message that kills its worker every time ends as a dead letter, not a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from celery import Task
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from harvester.aws.errors import AwsError, backoff_delay
+from harvester.deadletters import record_dead_letter
+from workers.app import HARD_TIME_LIMIT, MAX_DELIVERIES, SOFT_TIME_LIMIT, app, runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+AnyTask = Task[Any, Any]
+
+log = logging.getLogger(__name__)
+
+# Worth another try: AWS said so (throttling, 5xx, expired credentials), or a connection to
+# the database or Redis dropped (a failover, a restart).
+TRANSIENT: tuple[type[Exception], ...] = (AwsError, OperationalError, DBAPIError, RedisError)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, AwsError):
+        return exc.retryable
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+    return True
+
+
+def _delivery_count(task: AnyTask) -> int:
+    """How many times this message (this task id, this retry) has started."""
+    key = f"harvester:deliveries:{task.request.id}:{task.request.retries}"
+    redis = runtime().redis
+    pipe = redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 24 * 3600)
+    count, _ = pipe.execute()
+    return int(count)
+
+
+def harvester_task(
+    *,
+    name: str,
+    queue: str,
+    max_retries: int = 5,
+    retry_base: float = 2.0,
+    retry_cap: float = 120.0,
+    soft_time_limit: int = SOFT_TIME_LIMIT,
+    time_limit: int = HARD_TIME_LIMIT,
+    max_deliveries: int = MAX_DELIVERIES,
+) -> Callable[[Callable[P, R]], AnyTask]:
+    def decorate(fn: Callable[P, R]) -> AnyTask:
+        def run(self: AnyTask, /, *args: P.args, **kwargs: P.kwargs) -> R | dict[str, Any]:
+            deliveries = _delivery_count(self)
+            if deliveries > max_deliveries:
+                reason = (
+                    f"delivered {deliveries} times without finishing (worker killed each time?)"
+                )
+                record_dead_letter(
+                    runtime(),
+                    task=name,
+                    task_id=str(self.request.id),
+                    args=list(args),
+                    reason=reason,
+                )
+                log.error("task %s[%s] dead-lettered: %s", name, self.request.id, reason)
+                return {"dead_letter": True}
+            try:
+                return fn(*args, **kwargs)
+            except TRANSIENT as exc:
+                if not _retryable(exc) or self.request.retries >= max_retries:
+                    raise
+                delay = backoff_delay(self.request.retries, base=retry_base, cap=retry_cap)
+                log.warning("task %s retrying in %.1fs: %s", name, delay, exc)
+                raise self.retry(exc=exc, countdown=delay) from None
+
+        run.__doc__ = fn.__doc__
+        task: AnyTask = app.task(
+            name=name,
+            bind=True,
+            queue=queue,
+            acks_late=True,
+            max_retries=max_retries,
+            soft_time_limit=soft_time_limit,
+            time_limit=time_limit,
+            ignore_result=True,
+        )(run)
+        return task
+
+    return decorate
