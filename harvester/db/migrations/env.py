@@ -2,7 +2,8 @@
 
 from alembic import context
 
-import harvester.db.anomaly_models  # noqa: F401
+# Every model module, so that the metadata holds every table.
+from harvester.db import anomaly_models, user_models  # noqa: F401
 from harvester.db.models import Base
 
 config = context.config
