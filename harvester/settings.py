@@ -50,8 +50,21 @@ class Settings(BaseSettings):
     lateness_window: timedelta = timedelta(hours=1)
     first_harvest_lookback: timedelta = timedelta(hours=24)
     log_level: str = "INFO"
+    # Fleet timing: how often beat dispatches due sources, and the hard time limit of a task
+    # (the soft limit, the source lease and the broker's visibility timeout derive from it).
+    dispatch_interval: timedelta = timedelta(seconds=30)
+    task_time_limit: timedelta = timedelta(minutes=5)
+    harvest_queue: str = "harvest"
+    score_queue: str = "score"
 
-    @field_validator("cadence", "lateness_window", "first_harvest_lookback", mode="before")
+    @field_validator(
+        "cadence",
+        "lateness_window",
+        "first_harvest_lookback",
+        "dispatch_interval",
+        "task_time_limit",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)

@@ -11,24 +11,21 @@ is read from the database at every dispatch, so inventory changes need no restar
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from celery.beat import Scheduler
 
 from harvester.locks import LEADER_KEY, Lease
-from workers.app import DISPATCH_INTERVAL, runtime
+from workers.app import runtime, timing
 
 log = logging.getLogger(__name__)
 
-LEADER_TTL = timedelta(seconds=3 * DISPATCH_INTERVAL)
 # The loop wakes at least this often, to renew the lock well within its TTL.
 LOOP_INTERVAL = 5.0
 
 
 class LeaderScheduler(Scheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max_interval", LOOP_INTERVAL)
         super().__init__(*args, **kwargs)
         self._lease: Lease | None = None
         self._was_leader = False
@@ -36,7 +33,7 @@ class LeaderScheduler(Scheduler):
     @property
     def lease(self) -> Lease:
         if self._lease is None:
-            self._lease = Lease(runtime().redis, LEADER_KEY, LEADER_TTL)
+            self._lease = Lease(runtime().redis, LEADER_KEY, timing().leader_ttl)
         return self._lease
 
     def is_leader(self) -> bool:
@@ -52,7 +49,7 @@ class LeaderScheduler(Scheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self.is_leader():
-            return LOOP_INTERVAL
+            return min(LOOP_INTERVAL, timing().dispatch_interval)
         return float(super().tick(*args, **kwargs))
 
     def close(self) -> None:

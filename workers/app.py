@@ -2,12 +2,11 @@
 
 Start workers with ``harvester worker`` or ``celery -A workers.app worker -Q harvest,score``,
 and beat with ``harvester beat`` or ``celery -A workers.app beat`` (the leader-locked scheduler
-is configured).
+is configured). Queue names and limits come from settings (see ``harvester.fleet``).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -15,23 +14,17 @@ from celery import Celery, signals
 from kombu import Queue
 from kombu.serialization import register
 
+from harvester.fleet import FleetTiming
 from harvester.logs import configure_logging
 from harvester.runtime import Runtime
 from harvester.settings import Settings, load_settings
 
 SERIALIZER = "harvester-msgpack"
-HARVEST_QUEUE = "harvest"
-SCORE_QUEUE = "score"
-
-# Limits, in seconds. The broker's visibility timeout must exceed the hard limit (or Redis
-# hands a running task to a second worker), and the source lease sits between the two.
-SOFT_TIME_LIMIT = 240
-HARD_TIME_LIMIT = 300
-SOURCE_LEASE_TTL = timedelta(seconds=HARD_TIME_LIMIT + 60)
-VISIBILITY_TIMEOUT = HARD_TIME_LIMIT + 600
-MAX_DELIVERIES = 5
 MAX_MEMORY_PER_CHILD_KIB = 1_000_000
-DISPATCH_INTERVAL = 30.0
+
+# Each task's logical queue ("harvest" or "score"), filled by ``harvester_task``; the router
+# maps it to the configured queue name at send time.
+TASK_QUEUES: dict[str, str] = {}
 
 
 def _register_serializer() -> None:
@@ -47,12 +40,19 @@ def _register_serializer() -> None:
     )
 
 
+def queue_names(settings: Settings) -> dict[str, str]:
+    return {"harvest": settings.harvest_queue, "score": settings.score_queue}
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
-    transport = {
-        "visibility_timeout": VISIBILITY_TIMEOUT,
-        # The redis transport re-reads its unacked index at this interval.
-        "unacked_restore_limit": 1000,
-    }
+    timing = FleetTiming.from_settings(settings)
+    names = queue_names(settings)
+    transport = {"visibility_timeout": timing.visibility_timeout}
+
+    def route(name: str, *_: Any, **__: Any) -> dict[str, str] | None:
+        logical = TASK_QUEUES.get(name)
+        return {"queue": names[logical]} if logical else None
+
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport,
@@ -69,26 +69,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": SOFT_TIME_LIMIT,
-        "task_time_limit": HARD_TIME_LIMIT,
+        "task_soft_time_limit": timing.soft_time_limit,
+        "task_time_limit": timing.hard_time_limit,
         "worker_max_memory_per_child": MAX_MEMORY_PER_CHILD_KIB,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
-        "task_default_queue": HARVEST_QUEUE,
-        "task_queues": [Queue(HARVEST_QUEUE), Queue(SCORE_QUEUE)],
-        "task_routes": {
-            "harvest.*": {"queue": HARVEST_QUEUE},
-            "score.*": {"queue": SCORE_QUEUE},
-        },
+        "task_default_queue": names["harvest"],
+        "task_queues": [Queue(name) for name in dict.fromkeys(names.values())],
+        "task_routes": (route,),
         "task_create_missing_queues": False,
         "beat_schedule": {
             "dispatch": {
                 "task": "harvest.dispatch",
-                "schedule": DISPATCH_INTERVAL,
-                "options": {"expires": DISPATCH_INTERVAL},
+                "schedule": timing.dispatch_interval,
+                "options": {"expires": timing.dispatch_interval},
             }
         },
         "beat_scheduler": "schedules.scheduler:LeaderScheduler",
+        "beat_max_loop_interval": min(5.0, timing.dispatch_interval),
     }
 
 
@@ -117,6 +115,10 @@ def runtime() -> Runtime:
         configure_logging(settings.log_level)
         _runtime = Runtime.build(settings)
     return _runtime
+
+
+def timing() -> FleetTiming:
+    return FleetTiming.from_settings(runtime().settings)
 
 
 @signals.worker_process_init.connect

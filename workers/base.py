@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from harvester.aws.errors import AwsError, backoff_delay
 from harvester.deadletters import record_dead_letter
-from workers.app import HARD_TIME_LIMIT, MAX_DELIVERIES, SOFT_TIME_LIMIT, app, runtime
+from workers.app import TASK_QUEUES, app, runtime, timing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,14 +57,18 @@ def harvester_task(
     max_retries: int = 5,
     retry_base: float = 2.0,
     retry_cap: float = 120.0,
-    soft_time_limit: int = SOFT_TIME_LIMIT,
-    time_limit: int = HARD_TIME_LIMIT,
-    max_deliveries: int = MAX_DELIVERIES,
 ) -> Callable[[Callable[P, R]], AnyTask]:
+    """Register ``fn`` as task ``name`` on the logical ``queue`` ("harvest" or "score").
+
+    Time limits come from the app's configuration (``harvester.fleet.FleetTiming``).
+    """
+    if queue not in ("harvest", "score"):
+        raise ValueError(f"unknown queue {queue!r}: harvest or score")
+
     def decorate(fn: Callable[P, R]) -> AnyTask:
         def run(self: AnyTask, /, *args: P.args, **kwargs: P.kwargs) -> R | dict[str, Any]:
             deliveries = _delivery_count(self)
-            if deliveries > max_deliveries:
+            if deliveries > timing().max_deliveries:
                 reason = (
                     f"delivered {deliveries} times without finishing (worker killed each time?)"
                 )
@@ -87,15 +91,9 @@ def harvester_task(
                 raise self.retry(exc=exc, countdown=delay) from None
 
         run.__doc__ = fn.__doc__
+        TASK_QUEUES[name] = queue
         task: AnyTask = app.task(
-            name=name,
-            bind=True,
-            queue=queue,
-            acks_late=True,
-            max_retries=max_retries,
-            soft_time_limit=soft_time_limit,
-            time_limit=time_limit,
-            ignore_result=True,
+            name=name, bind=True, acks_late=True, max_retries=max_retries, ignore_result=True
         )(run)
         return task
 

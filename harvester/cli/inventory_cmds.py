@@ -164,7 +164,7 @@ def accounts_show(
         account = service.get_account(session, account_id=account_id)
         sources = [s for s in service.list_sources(session) if s.account_pk == account.id]
         record = _account_record(account, sources)
-        record["sources"] = [_source_record(s) for s in sources]
+        record["sources"] = [source_record(s) for s in sources]
     if output is OutputFormat.json:
         print_json(record)
         return
@@ -300,7 +300,7 @@ def clusters_list(ctx: typer.Context, output: OutputOpt = OutputFormat.table) ->
     """List EKS clusters."""
     app = _ctx(ctx)
     with app.session() as session:
-        records = [_source_record(s) for s in service.list_sources(session, kind=service.EKS)]
+        records = [source_record(s) for s in service.list_sources(session, kind=service.EKS)]
     emit(
         output,
         records,
@@ -318,7 +318,7 @@ def clusters_show(
     """Show one cluster."""
     app = _ctx(ctx)
     with app.session() as session:
-        record = _source_record(_cluster_source(session, cluster))
+        record = source_record(_cluster_source(session, cluster))
     _show_record(record, output)
 
 
@@ -594,7 +594,7 @@ SOURCE_COLUMNS = [
 ]
 
 
-def _source_record(source: Source) -> dict[str, Any]:
+def source_record(source: Source) -> dict[str, Any]:
     return {
         "id": source.id,
         "kind": source.kind,
@@ -631,5 +631,5 @@ def sources_list(ctx: typer.Context, output: OutputOpt = OutputFormat.table) -> 
     """List sources with their storage, health and schedule."""
     app = _ctx(ctx)
     with app.session() as session:
-        records = [_source_record(s) for s in service.list_sources(session)]
+        records = [source_record(s) for s in service.list_sources(session)]
     emit(output, records, SOURCE_COLUMNS, "Sources")

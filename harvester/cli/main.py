@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from harvester import __version__
 from harvester.aws.identity import IdentityConfigError
-from harvester.cli import anomaly_cmds, fleet_cmds, scan_cmds
+from harvester.cli import anomaly_cmds, demo_cmds, fleet_cmds, scan_cmds
 from harvester.cli.context import AppContext
 from harvester.cli.doctor_cmds import doctor
 from harvester.cli.inventory_cmds import (
@@ -26,6 +26,7 @@ from harvester.cli.policy_cmds import policy_app
 from harvester.crypto import SecretKeyError
 from harvester.db.engine import DatabaseError
 from harvester.db.migrate import current_revision, head_revision, upgrade
+from harvester.demo import DemoError
 from harvester.inventory.service import InUse, NotFound
 from harvester.inventory.validation import InvalidValue
 from harvester.inventory.yamlfile import InventoryFileError
@@ -60,6 +61,7 @@ app.command("doctor")(doctor)
 fleet_cmds.register(app)
 app.command("scan")(scan_cmds.scan)
 app.command("parse")(scan_cmds.parse)
+app.command("demo")(demo_cmds.demo)
 
 # Errors that are the operator's to fix: printed as one line, exit status 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -69,6 +71,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     NotFound,
     InUse,
     S3UrlError,
+    DemoError,
     SettingsError,
     SecretKeyError,
     DatabaseError,

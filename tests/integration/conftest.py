@@ -75,3 +75,7 @@ def cli(
                     "access_key_configs, accounts RESTART IDENTITY CASCADE"
                 )
             )
+
+
+# The seeded organization bucket, for the pipeline and fleet tests.
+from tests.integration.seeding import bucket, now  # noqa: E402, F401

@@ -1,0 +1,38 @@
+"""Fleet timing, derived from one setting so the limits can never contradict each other.
+
+Redis hands an unacknowledged task to another worker after the visibility timeout, so it
+must exceed the hard time limit; a source's lease must outlive the task that holds it, yet
+expire before the task could be redelivered; beat's leader lock spans a few dispatches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from harvester.settings import Settings
+
+
+@dataclass(frozen=True)
+class FleetTiming:
+    hard_time_limit: float
+    soft_time_limit: float
+    source_lease_ttl: timedelta
+    visibility_timeout: float
+    dispatch_interval: float
+    leader_ttl: timedelta
+    # Beyond this many starts of one message it is a poison message: dead-lettered.
+    max_deliveries: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FleetTiming:
+        hard = settings.task_time_limit.total_seconds()
+        dispatch = settings.dispatch_interval.total_seconds()
+        return cls(
+            hard_time_limit=hard,
+            soft_time_limit=max(1.0, hard * 0.8),
+            source_lease_ttl=timedelta(seconds=hard + 60),
+            visibility_timeout=hard + 600,
+            dispatch_interval=dispatch,
+            leader_ttl=timedelta(seconds=3 * dispatch),
+        )
