@@ -36,7 +36,7 @@ def run_cycle(rt: Runtime, *, on_object: Callable[[str, int], None] | None = Non
     """One pass: every due source is listed, its new objects parsed, their events scored."""
     result = CycleResult()
     sources: deque[int] = deque()
-    dispatch_due(rt, enqueue=lambda source_id, _cadence: sources.append(source_id))
+    dispatch_due(rt, enqueue=lambda due: sources.extend(source_id for source_id, _ in due))
     while sources:
         source_id = sources.popleft()
         groups: list[tuple[int, Sequence[tuple[str, str]]]] = []

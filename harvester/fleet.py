@@ -32,7 +32,9 @@ class FleetTiming:
             hard_time_limit=hard,
             soft_time_limit=max(1.0, hard * 0.8),
             source_lease_ttl=timedelta(seconds=hard + 60),
-            visibility_timeout=hard + 600,
+            # Twice the hard limit: a running task is never handed out twice, and a task lost
+            # with its worker (or with a restarted Redis) comes back within minutes.
+            visibility_timeout=max(2 * hard, hard + 60),
             dispatch_interval=dispatch,
             leader_ttl=timedelta(seconds=3 * dispatch),
         )

@@ -9,28 +9,40 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from harvester import metrics
 from harvester.aws.errors import AwsError, NoSuchKey, ObjectChanged
 from harvester.aws.identity import SourceInfo, source_info_from_row
 from harvester.aws.s3 import open_object
 from harvester.batches import BatchBuilder, decode_batch
-from harvester.db.models import Source
+from harvester.db.models import Cursor, ProcessedObject, Source
 from harvester.detect.repository import StoreSummary, score_and_store
+from harvester.integrity.keys import CloudTrailPublicKeys
+from harvester.integrity.service import IntegrityPolicy, IntegrityRunResult, verify_new_digests
 from harvester.locks import source_lease_key
 from harvester.parse import CorruptObjectError, ParseStats, parse_object
 from harvester.runtime import Runtime
 from harvester.scheduling import due_sources, mark_scheduled
 from harvester.sources.discovery import discover_regions
 from harvester.sources.layouts import ScopeLocation, cloudtrail_root, cloudtrail_scope, eks_scope
-from harvester.sources.ledger import WorkItem, mark_corrupt, mark_done, mark_failed, mark_queued
-from harvester.sources.listing import ListingPolicy, list_new_objects
+from harvester.sources.ledger import (
+    WorkItem,
+    harvest_scopes,
+    last_sweep,
+    mark_corrupt,
+    mark_done,
+    mark_failed,
+    mark_queued,
+)
+from harvester.sources.listing import ListingPolicy, list_new_objects, sweep
 from harvester.sources.listing import backfill as list_backfill
 from harvester.sources.s3lister import S3Lister
 
@@ -44,7 +56,8 @@ log = logging.getLogger(__name__)
 GROUP_MAX_OBJECTS = 20
 GROUP_MAX_BYTES = 2 << 20
 
-EnqueueSource = Callable[[int, timedelta], None]
+# Sources are sent together: one broker connection for a whole dispatch tick.
+EnqueueSources = Callable[[Sequence[tuple[int, timedelta]]], None]
 EnqueueObjects = Callable[[int, Sequence[tuple[str, str]]], None]
 EmitBatch = Callable[[bytes, int], None]
 
@@ -56,7 +69,7 @@ class DispatchResult:
     busy: int
 
 
-def dispatch_due(rt: Runtime, *, enqueue: EnqueueSource, limit: int = 100_000) -> DispatchResult:
+def dispatch_due(rt: Runtime, *, enqueue: EnqueueSources, limit: int = 100_000) -> DispatchResult:
     """Enqueue a harvest of every source whose slot has come and whose lease is free."""
     now = rt.clock()
     with rt.sessions.begin() as session:
@@ -66,8 +79,8 @@ def dispatch_due(rt: Runtime, *, enqueue: EnqueueSource, limit: int = 100_000) -
         mark_scheduled(session, due)
     free = [item for item, busy in zip(due, busy_flags, strict=True) if not busy]
     # Enqueued after the commit: a failed commit must not leave a sent task behind.
-    for item in free:
-        enqueue(item.id, item.cadence)
+    if free:
+        enqueue([(item.id, item.cadence) for item in free])
     return DispatchResult(due=len(due), dispatched=len(free), busy=len(due) - len(free))
 
 
@@ -78,6 +91,7 @@ def dispatch_due(rt: Runtime, *, enqueue: EnqueueSource, limit: int = 100_000) -
 class SourceRunResult:
     source_id: int
     status: str  # ok | busy | degraded | disabled | missing
+    kind: str | None = None  # cloudtrail | eks, once the source is loaded
     objects: int = 0
     scopes: int = 0
     listed: int = 0
@@ -97,16 +111,44 @@ def load_source(session: Session, source_id: int) -> Source | None:
     )
 
 
-def _locations(info: SourceInfo, lister: S3Lister) -> list[ScopeLocation]:
+DISCOVERY_SCOPE = "meta:regions"
+# Regions are rediscovered this often; in between, the regions already known are listed, so
+# a steady cycle costs one LIST per region and nothing more.
+REDISCOVER_AFTER = timedelta(hours=1)
+# Whole day folders are relisted this often, to find objects later than the lateness window.
+SWEEP_EVERY = timedelta(hours=3)
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
+def _locations(
+    rt: Runtime, *, source_id: int, info: SourceInfo, lister: S3Lister
+) -> list[ScopeLocation]:
     if info.kind == "eks":
         assert info.cluster_name is not None
         return [eks_scope(info.prefix, account_id=info.account_id, cluster=info.cluster_name)]
-    root = cloudtrail_root(info.prefix, account_id=info.account_id, org_id=info.organization_id)
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        marker = session.scalar(
+            select(Cursor).where(Cursor.source_id == source_id, Cursor.scope == DISCOVERY_SCOPE)
+        )
+        if marker is not None and now - marker.updated_at < REDISCOVER_AFTER:
+            regions = [
+                r for r in harvest_scopes(session, source_id=source_id) if _REGION.fullmatch(r)
+            ]
+        else:
+            root = cloudtrail_root(
+                info.prefix, account_id=info.account_id, org_id=info.organization_id
+            )
+            regions = discover_regions(lister, root=root)
+            if marker is None:
+                session.add(Cursor(source_id=source_id, scope=DISCOVERY_SCOPE, updated_at=now))
+            else:
+                marker.updated_at = now
     return [
         cloudtrail_scope(
             info.prefix, account_id=info.account_id, region=region, org_id=info.organization_id
         )
-        for region in discover_regions(lister, root=root)
+        for region in regions
     ]
 
 
@@ -156,11 +198,11 @@ def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> 
         info = source_info_from_row(
             source, secret_box=rt.box, default_external_id=rt.settings.external_id
         )
-    result = SourceRunResult(source_id, "ok")
+    result = SourceRunResult(source_id, "ok", kind=info.kind)
     policy = ListingPolicy.from_settings(rt.settings)
     try:
         lister = S3Lister(rt.aws.s3(info.chain, region=info.region), info.bucket)
-        locations = _locations(info, lister)
+        locations = _locations(rt, source_id=source_id, info=info, lister=lister)
         for location in locations:
             with rt.sessions.begin() as session:
                 plan = list_new_objects(
@@ -194,12 +236,103 @@ def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> 
                 )
             for group in group_objects(plan.work):
                 enqueue(source_id, [(item.key, item.etag) for item in group])
+            _maybe_sweep(rt, source_id=source_id, location=location, lister=lister, enqueue=enqueue)
+        if info.kind == "cloudtrail":
+            _verify_digests(rt, source_id=source_id, info=info, lister=lister, enqueue=enqueue)
     except AwsError as exc:
         if exc.retryable:
             raise
         result.status, result.error = "degraded", f"{exc} — {exc.remedy}"
     _record_run(rt, source_id=source_id, result=result, now=now)
     return result
+
+
+def _maybe_sweep(
+    rt: Runtime,
+    *,
+    source_id: int,
+    location: ScopeLocation,
+    lister: S3Lister,
+    enqueue: EnqueueObjects,
+) -> None:
+    """Every few hours, relist whole recent folders for objects later than the window."""
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        previous = last_sweep(session, source_id=source_id, scope=location.scope)
+        if previous is not None and now - previous < SWEEP_EVERY:
+            return
+        report = sweep(
+            session,
+            lister,
+            source_id=source_id,
+            location=location,
+            policy=ListingPolicy.from_settings(rt.settings),
+            clock=rt.clock,
+        )
+    for group in group_objects(report.found):
+        enqueue(source_id, [(item.key, item.etag) for item in group])
+    if report.late:
+        log.warning(
+            "source %s scope %r: %d object(s) arrived later than the lateness window; queued",
+            source_id,
+            location.scope,
+            len(report.late),
+        )
+    if report.unknown:
+        # Older than the ledger keeps and never vouched for by a sweep: cannot be proven
+        # either way. Said loudly, never dropped in silence; digests settle it.
+        log.warning(
+            "source %s scope %r: %d object(s) could not be proven harvested, e.g. %s",
+            source_id,
+            location.scope,
+            report.unknown,
+            ", ".join(report.unknown_samples[:3]),
+        )
+
+
+def _verify_digests(
+    rt: Runtime, *, source_id: int, info: SourceInfo, lister: S3Lister, enqueue: EnqueueObjects
+) -> IntegrityRunResult | None:
+    """Verify the source's new CloudTrail digests; queue the log files they name that we lack.
+
+    Runs after the logs are listed, under the same lease. A failure here is logged and does
+    not stop log harvesting: the digests stay pending and are verified on a later run.
+    """
+    keys = CloudTrailPublicKeys(
+        lambda region: rt.aws.client(info.chain, "cloudtrail", region),  # type: ignore[arg-type,return-value]
+        cache=rt.public_keys,
+    )
+    try:
+        with rt.sessions.begin() as session:
+            run = verify_new_digests(
+                session,
+                lister=lister,
+                s3=rt.aws.s3(info.chain, region=info.region),
+                source_id=source_id,
+                info=info,
+                clock=rt.clock,
+                key_provider=keys,
+                policy=IntegrityPolicy.from_settings(rt.settings),
+            )
+            mark_queued(session, source_id=source_id, objects=run.unharvested, now=rt.clock())
+    except AwsError as exc:
+        log.warning("source %s: digest verification skipped this run: %s", source_id, exc)
+        return None
+    for group in group_objects(run.unharvested):
+        enqueue(source_id, [(item.key, item.etag) for item in group])
+    metrics.record_integrity(
+        verified=run.digests_verified,
+        failed=run.digests_failed,
+        pending=run.digests_pending,
+        error=run.digests_error,
+        files_verified=run.log_files_verified,
+        files_missing=run.log_files_missing,
+        files_altered=run.log_files_altered,
+        files_unharvested=len(run.unharvested),
+    )
+    if run.digests_failed or run.log_files_missing or run.log_files_altered:
+        log.warning("source %s: integrity: %s", source_id, run.summary())
+    return run
 
 
 def _record_run(rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime) -> None:
@@ -209,6 +342,24 @@ def _record_run(rt: Runtime, *, source_id: int, result: SourceRunResult, now: da
             return
         source.last_run_at = now
         source.last_run_objects = result.objects
+        # Lag is measured from the newest object we have finished, as S3 stamped it.
+        newest = session.scalar(
+            select(func.max(ProcessedObject.last_modified)).where(
+                ProcessedObject.source_id == source_id, ProcessedObject.status == "done"
+            )
+        )
+        if newest is not None:
+            source.newest_object_at = newest
+        source.last_run_events = (
+            session.scalar(
+                select(func.coalesce(func.sum(ProcessedObject.events), 0)).where(
+                    ProcessedObject.source_id == source_id,
+                    ProcessedObject.updated_at >= source.last_success_at,
+                )
+            )
+            if source.last_success_at is not None
+            else 0
+        ) or 0
         if result.status == "ok":
             source.last_success_at = now
             source.health, source.health_reason = "ok", None
@@ -233,6 +384,7 @@ class ObjectResult:
 class ObjectsResult:
     source_id: int
     objects: list[ObjectResult] = field(default_factory=list)
+    kind: str | None = None
 
     def summary(self) -> dict[str, object]:
         counts: dict[str, int] = {}
@@ -262,7 +414,7 @@ def harvest_objects(
             source, secret_box=rt.box, default_external_id=rt.settings.external_id
         )
     client = rt.aws.s3(info.chain, region=info.region)
-    result = ObjectsResult(source_id)
+    result = ObjectsResult(source_id, kind=info.kind)
     for key, etag in objects:
         result.objects.append(
             _harvest_object(
@@ -381,7 +533,8 @@ def plan_backfill(rt: Runtime, *, source_id: int, since: datetime, until: dateti
             source, secret_box=rt.box, default_external_id=rt.settings.external_id
         )
     lister = S3Lister(rt.aws.s3(info.chain, region=info.region), info.bucket)
-    found = list_backfill(lister, locations=_locations(info, lister), since=since, until=until)
+    locations = _locations(rt, source_id=source_id, info=info, lister=lister)
+    found = list_backfill(lister, locations=locations, since=since, until=until)
     with rt.sessions.begin() as session:
         mark_queued(session, source_id=source_id, objects=found.objects, now=rt.clock())
     return BackfillPlan(source_id, found.objects, found.listed)

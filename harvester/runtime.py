@@ -22,7 +22,9 @@ from harvester.db.engine import make_engine, session_factory
 from harvester.detect.engine import EngineConfig, Scorer
 from harvester.detect.repository import inventory_rule_config
 from harvester.detect.state import MemoryStore, RedisStore, StateStore
+from harvester.integrity.keys import KeyCache
 from harvester.locks import Leases, LocalLeases, RedisLeases
+from harvester.metrics import aws_event_hooks
 from harvester.settings import Settings
 
 SCORER_REFRESH_SECONDS = 300.0
@@ -60,7 +62,16 @@ class Runtime:
 
     @cached_property
     def aws(self) -> SessionFactory:
-        return SessionFactory(settings=ClientSettings(fetch_concurrency=self.fetch_concurrency))
+        return SessionFactory(
+            settings=ClientSettings(fetch_concurrency=self.fetch_concurrency),
+            # S3 requests and AWS errors counted by operation and code, for every client.
+            event_hooks=aws_event_hooks(),
+        )
+
+    @cached_property
+    def public_keys(self) -> KeyCache:
+        """CloudTrail's public keys are the same for every source: one cache per process."""
+        return KeyCache()
 
     @cached_property
     def leases(self) -> Leases:

@@ -15,6 +15,8 @@ from typing import Any
 
 from celery.beat import Scheduler
 
+from harvester import metrics
+from harvester.health_files import health_files_from_env
 from harvester.locks import LEADER_KEY, Lease
 from workers.app import runtime, timing
 
@@ -29,6 +31,9 @@ class LeaderScheduler(Scheduler):
         super().__init__(*args, **kwargs)
         self._lease: Lease | None = None
         self._was_leader = False
+        self._health = health_files_from_env()
+        if self._health is not None:
+            self._health.mark_ready()
 
     @property
     def lease(self) -> Lease:
@@ -42,12 +47,16 @@ class LeaderScheduler(Scheduler):
         except Exception as exc:  # noqa: BLE001  a Redis outage must not kill beat: stand by
             log.warning("beat: cannot reach Redis for the leader lock (%s); standing by", exc)
             leader = False
+        metrics.record_beat_state(leader=leader)
         if leader != self._was_leader:
             log.info("beat: %s", "now the leader" if leader else "standing by (another leads)")
             self._was_leader = leader
         return leader
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        # The heartbeat shows beat's loop is alive, leader or standby (liveness probe).
+        if self._health is not None:
+            self._health.beat()
         if not self.is_leader():
             return min(LOOP_INTERVAL, timing().dispatch_interval)
         return float(super().tick(*args, **kwargs))

@@ -101,3 +101,18 @@ ensure_redis() {
   redis_answers "$HARVESTER_TEST_REDIS_URL" || { echo "error: private Redis did not start" >&2; exit 1; }
   echo "services: started a private Redis on port $port" >&2
 }
+
+# Tools some tests use: Chromium for the browser tests, promtool for the alert rules. Installed
+# from Debian's packages when missing and we may; otherwise the tests say they skipped and why.
+ensure_tool() {
+  local binary="$1" package="$2"
+  if command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/bin/$binary" ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "services: installing $package (for $binary)" >&2
+    if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >/dev/null 2>&1 || true; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null 2>&1 ||
+      echo "services: could not install $package: the tests that need $binary will skip" >&2
+  else
+    echo "services: $binary is missing (apt-get install $package): the tests that need it will skip" >&2
+  fi
+}

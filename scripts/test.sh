@@ -13,5 +13,7 @@ echo "== mypy (strict: harvester, workers, schedules)" >&2
 mypy
 ensure_postgres
 ensure_redis
+ensure_tool chromium chromium
+ensure_tool promtool prometheus
 echo "== pytest" >&2
 pytest "$@"

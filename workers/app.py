@@ -7,19 +7,25 @@ is configured). Queue names and limits come from settings (see ``harvester.fleet
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import msgspec
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 from kombu import Queue
 from kombu.serialization import register
 
+from harvester import metrics
+from harvester.cli.metrics_cmds import start_metrics_server
 from harvester.fleet import FleetTiming
+from harvester.health_files import HEARTBEAT_INTERVAL, health_files_from_env
 from harvester.logs import configure_logging
 from harvester.runtime import Runtime
 from harvester.settings import Settings, load_settings
 
 SERIALIZER = "harvester-msgpack"
+# Set by `harvester worker --metrics-port` / `harvester beat --metrics-port`.
+METRICS_PORT_ENV = "HARVESTER_METRICS_PORT"
 MAX_MEMORY_PER_CHILD_KIB = 1_000_000
 
 # Each task's logical queue ("harvest" or "score"), filled by ``harvester_task``; the router
@@ -73,6 +79,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": timing.hard_time_limit,
         "worker_max_memory_per_child": MAX_MEMORY_PER_CHILD_KIB,
         "worker_hijack_root_logger": False,
+        # Our handler already writes to stderr; redirecting it into a logger doubles every line.
+        "worker_redirect_stdouts": False,
+        # Tasks running when the broker connection drops cannot be acked: cancel them so they
+        # are redelivered (the behaviour Celery 6 makes the default).
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_send_task_events": False,
         "task_default_queue": names["harvest"],
         "task_queues": [Queue(name) for name in dict.fromkeys(names.values())],
@@ -126,12 +137,77 @@ def _after_fork(**_: Any) -> None:
     # A child must not reuse the parent's connections: drop any world inherited by fork.
     global _runtime  # noqa: PLW0603
     _runtime = None
+    consumed = {queue.name for queue in app.amqp.queues.consume_from.values()}
+    names = queue_names(load_settings())
+    metrics.worker_process_started(logical for logical, name in names.items() if name in consumed)
 
 
 @signals.worker_process_shutdown.connect
-def _on_shutdown(**_: Any) -> None:
+def _on_shutdown(pid: int | None = None, **_: Any) -> None:
     if _runtime is not None:
         _runtime.close()
+    metrics.child_exit(pid or os.getpid())
+
+
+# --- probes and metrics of the worker's main process -------------------------------------------
+
+_health = health_files_from_env()
+
+
+@signals.worker_init.connect
+def _worker_init(**_: Any) -> None:
+    # Before any pool process forks: stale metric files of an earlier run are wiped, and
+    # the endpoint serves the sum of this run's processes.
+    if _health is not None:
+        _health.clear()
+    directory = metrics.multiprocess_dir()
+    if directory is not None:
+        metrics.prepare_multiprocess_dir(directory)
+    port = os.environ.get(METRICS_PORT_ENV)
+    if port:
+        start_metrics_server(int(port))
+
+
+@signals.beat_init.connect
+def _beat_init(**_: Any) -> None:
+    port = os.environ.get(METRICS_PORT_ENV)
+    if port:
+        start_metrics_server(int(port))
+
+
+@signals.worker_ready.connect
+def _worker_ready(**_: Any) -> None:
+    if _health is not None:
+        _health.mark_ready()
+
+
+@signals.worker_shutting_down.connect
+def _worker_shutting_down(**_: Any) -> None:
+    if _health is not None:
+        _health.mark_not_ready()
+
+
+@signals.worker_shutdown.connect
+def _worker_shutdown(**_: Any) -> None:
+    if _health is not None:
+        _health.clear()
+
+
+class HealthHeartbeat(bootsteps.StartStopStep):
+    """Touches the heartbeat file from the worker's own event loop: if the loop hangs, the
+    file goes stale and the liveness probe restarts the worker (no `celery inspect ping`)."""
+
+    requires = ("celery.worker.components:Timer",)
+
+    def start(self, worker: Any) -> None:
+        self.timer = None
+        if _health is not None:
+            self.timer = worker.timer.call_repeatedly(HEARTBEAT_INTERVAL, _health.beat)
+
+    def stop(self, worker: Any) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 app = make_app()
+app.steps["worker"].add(HealthHeartbeat)

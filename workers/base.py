@@ -16,6 +16,7 @@ from celery import Task
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from harvester import metrics
 from harvester.aws.errors import AwsError, backoff_delay
 from harvester.deadletters import record_dead_letter
 from workers.app import TASK_QUEUES, app, runtime, timing
@@ -80,6 +81,7 @@ def harvester_task(
                     reason=reason,
                 )
                 log.error("task %s[%s] dead-lettered: %s", name, self.request.id, reason)
+                metrics.record_dead_letter(name)
                 return {"dead_letter": True}
             try:
                 return fn(*args, **kwargs)
@@ -88,6 +90,7 @@ def harvester_task(
                     raise
                 delay = backoff_delay(self.request.retries, base=retry_base, cap=retry_cap)
                 log.warning("task %s retrying in %.1fs: %s", name, delay, exc)
+                metrics.record_task_retry(name)
                 raise self.retry(exc=exc, countdown=delay) from None
 
         run.__doc__ = fn.__doc__

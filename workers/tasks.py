@@ -5,43 +5,61 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
+from time import perf_counter
 from typing import Any
 
+from harvester import metrics
 from harvester.pipeline import dispatch_due, harvest_objects, harvest_source, score_batch
-from workers.app import runtime, timing
+from workers.app import app, runtime, timing
 from workers.base import harvester_task
 
 
 @harvester_task(name="harvest.dispatch", queue="harvest", max_retries=0)
 def dispatch() -> dict[str, Any]:
-    return asdict(dispatch_due(runtime(), enqueue=_enqueue_source))
+    rt = runtime()
+    result = dispatch_due(rt, enqueue=_enqueue_sources)
+    metrics.record_dispatch(result, rt.clock())
+    return asdict(result)
 
 
 @harvester_task(name="harvest.source", queue="harvest")
 def harvest_source_task(source_id: int) -> dict[str, Any]:
+    started = perf_counter()
     result = harvest_source(
         runtime(),
         source_id=source_id,
         enqueue=_enqueue_objects,
         lease_ttl=timing().source_lease_ttl,
     )
+    metrics.record_source_run(result, kind=result.kind, seconds=perf_counter() - started)
     return result.summary()
 
 
 @harvester_task(name="harvest.object", queue="harvest")
 def harvest_object_task(source_id: int, objects: list[list[str]]) -> dict[str, Any]:
+    started = perf_counter()
     pairs = [(key, etag) for key, etag in objects]
-    return harvest_objects(runtime(), source_id=source_id, objects=pairs, emit=_emit).summary()
+    result = harvest_objects(runtime(), source_id=source_id, objects=pairs, emit=_emit)
+    metrics.record_objects(result, kind=result.kind, seconds=perf_counter() - started)
+    return result.summary()
 
 
 @harvester_task(name="score.batch", queue="score")
 def score_batch_task(body: bytes) -> dict[str, Any]:
-    return asdict(score_batch(runtime(), body=body))
+    started = perf_counter()
+    summary = score_batch(runtime(), body=body)
+    metrics.record_score(summary, perf_counter() - started)
+    return asdict(summary)
 
 
-def _enqueue_source(source_id: int, cadence: timedelta) -> None:
-    # Expires after one cadence: a harvest that waited that long is superseded by the next.
-    harvest_source_task.apply_async((source_id,), expires=cadence.total_seconds())
+def _enqueue_sources(due: Sequence[tuple[int, timedelta]]) -> None:
+    # One producer (one connection) for the whole tick. Each task expires after one cadence:
+    # a harvest that waited that long is superseded by the next.
+    with app.producer_or_acquire() as producer:
+        for source_id, cadence in due:
+            harvest_source_task.apply_async(
+                (source_id,), expires=cadence.total_seconds(), producer=producer
+            )
 
 
 def _enqueue_objects(source_id: int, objects: Sequence[tuple[str, str]]) -> None:

@@ -86,7 +86,7 @@ def demo(
                 f"in {time.monotonic() - started:.0f}s"
             )
             with rt.sessions() as session:
-                sources = [source_record(s) for s in service.list_sources(session)]
+                sources = [source_record(s, app.clock()) for s in service.list_sources(session)]
                 anomalies = list_anomalies(session, limit=1000)
                 incidents = list_incidents(session)
         finally:

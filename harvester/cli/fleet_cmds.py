@@ -17,12 +17,24 @@ from harvester.inventory import service
 from harvester.inventory import validation as v
 from harvester.pipeline import harvest_objects, plan_backfill, score_batch
 from harvester.runtime import Runtime
+from harvester.settings import load_settings
+
+MetricsPortOpt = Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")]
 
 
-def _exec_celery(argv: list[str]) -> None:
+def _exec_celery(argv: list[str], *, metrics_port: int | None, multiprocess: bool) -> None:
     # Replace this process with Celery's own command, so that `harvester worker` and
     # `celery -A workers.app worker` are the same program (signals, exit codes, pid).
-    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *argv])  # noqa: S606
+    env = dict(os.environ)
+    if metrics_port is not None:
+        env["HARVESTER_METRICS_PORT"] = str(metrics_port)
+        if multiprocess and "PROMETHEUS_MULTIPROC_DIR" not in env:
+            # Must be in the environment before prometheus_client is imported by Celery.
+            data_dir = load_settings(env).data_dir
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "metrics")
+    os.execve(  # noqa: S606
+        sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *argv], env
+    )
 
 
 def send_objects(broker_url: str, *, source_id: int, objects: list[tuple[str, str]]) -> int:
@@ -53,23 +65,29 @@ def worker(
         int | None, typer.Option(help="Worker processes (default: one per core).")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Start a Celery worker (prefork) on the broker from HARVESTER_BROKER_URL.
 
-    The same as: celery -A workers.app worker -Q harvest,score -c N
+    The same as: celery -A workers.app worker -Q harvest,score -c N. With --metrics-port,
+    Prometheus metrics of all its processes are served there (multiprocess mode, in
+    PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics).
     """
     argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-P", "prefork"]
     if concurrency:
         argv += ["-c", str(concurrency)]
-    _exec_celery(argv)
+    _exec_celery(argv, metrics_port=metrics_port, multiprocess=True)
 
 
-def beat(loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO") -> None:
+def beat(
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    metrics_port: MetricsPortOpt = None,
+) -> None:
     """Start the scheduler; run two for availability, a Redis leader lock keeps one active.
 
     The same as: celery -A workers.app beat
     """
-    _exec_celery(["beat", "--loglevel", loglevel])
+    _exec_celery(["beat", "--loglevel", loglevel], metrics_port=metrics_port, multiprocess=False)
 
 
 def run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,7 +164,7 @@ def accounts_show(
         account = service.get_account(session, account_id=account_id)
         sources = [s for s in service.list_sources(session) if s.account_pk == account.id]
         record = _account_record(account, sources)
-        record["sources"] = [source_record(s) for s in sources]
+        record["sources"] = [source_record(s, app.clock()) for s in sources]
     if output is OutputFormat.json:
         print_json(record)
         return
@@ -300,7 +300,9 @@ def clusters_list(ctx: typer.Context, output: OutputOpt = OutputFormat.table) ->
     """List EKS clusters."""
     app = _ctx(ctx)
     with app.session() as session:
-        records = [source_record(s) for s in service.list_sources(session, kind=service.EKS)]
+        records = [
+            source_record(s, app.clock()) for s in service.list_sources(session, kind=service.EKS)
+        ]
     emit(
         output,
         records,
@@ -318,7 +320,7 @@ def clusters_show(
     """Show one cluster."""
     app = _ctx(ctx)
     with app.session() as session:
-        record = source_record(_cluster_source(session, cluster))
+        record = source_record(_cluster_source(session, cluster), app.clock())
     _show_record(record, output)
 
 
@@ -584,17 +586,26 @@ SOURCE_COLUMNS = [
     "kind",
     "source",
     "bucket",
-    "region",
     "prefix",
     "role",
     "enabled",
     "health",
     "last_run",
+    "last_success",
+    "objects_last_run",
+    "events_last_run",
+    "lag",
     "next_run",
 ]
 
 
-def source_record(source: Source) -> dict[str, Any]:
+def _lag(source: Source, now: datetime) -> str:
+    if source.newest_object_at is None:
+        return "-"
+    return format_duration(max(timedelta(0), now - source.newest_object_at))
+
+
+def source_record(source: Source, now: datetime) -> dict[str, Any]:
     return {
         "id": source.id,
         "kind": source.kind,
@@ -614,6 +625,12 @@ def source_record(source: Source) -> dict[str, Any]:
         "next_run": when(source.next_run_at),
         "objects_last_run": source.last_run_objects,
         "events_last_run": source.last_run_events,
+        "lag": _lag(source, now),
+        "lag_seconds": (
+            int((now - source.newest_object_at).total_seconds())
+            if source.newest_object_at
+            else None
+        ),
     }
 
 
@@ -631,5 +648,5 @@ def sources_list(ctx: typer.Context, output: OutputOpt = OutputFormat.table) -> 
     """List sources with their storage, health and schedule."""
     app = _ctx(ctx)
     with app.session() as session:
-        records = [source_record(s) for s in service.list_sources(session)]
+        records = [source_record(s, app.clock()) for s in service.list_sources(session)]
     emit(output, records, SOURCE_COLUMNS, "Sources")

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from harvester import __version__
 from harvester.aws.identity import IdentityConfigError
-from harvester.cli import anomaly_cmds, demo_cmds, fleet_cmds, scan_cmds
+from harvester.cli import anomaly_cmds, demo_cmds, fleet_cmds, scan_cmds, web_cmds
 from harvester.cli.context import AppContext
 from harvester.cli.doctor_cmds import doctor
 from harvester.cli.inventory_cmds import (
@@ -21,8 +21,11 @@ from harvester.cli.inventory_cmds import (
     sources_app,
     storage_app,
 )
+from harvester.cli.metrics_cmds import metrics_app
 from harvester.cli.output import console
 from harvester.cli.policy_cmds import policy_app
+from harvester.cli.secret_cmds import secrets_app
+from harvester.cli.verify_cmds import verify
 from harvester.crypto import SecretKeyError
 from harvester.db.engine import DatabaseError
 from harvester.db.migrate import current_revision, head_revision, upgrade
@@ -62,6 +65,11 @@ fleet_cmds.register(app)
 app.command("scan")(scan_cmds.scan)
 app.command("parse")(scan_cmds.parse)
 app.command("demo")(demo_cmds.demo)
+app.command("verify")(verify)
+app.command("web")(web_cmds.web)
+app.add_typer(web_cmds.users_app, name="users")
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(secrets_app, name="secrets")
 
 # Errors that are the operator's to fix: printed as one line, exit status 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (

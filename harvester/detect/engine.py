@@ -35,9 +35,11 @@ from harvester.detect.behaviour import (
     Finding,
     Novelty,
     NoveltyFamily,
+    _Counts,
+    _Group,
 )
 from harvester.detect.features import action_label, behaviour_entity, display_principal
-from harvester.detect.grants import WILDCARD_BINDING, RoleGrantFamily
+from harvester.detect.grants import WILDCARD_BINDING, RoleGrantFamily, _Cluster
 from harvester.detect.incidents import build_incidents
 from harvester.detect.model import (
     SCORE_OF,
@@ -164,8 +166,7 @@ class ScoreResult:
         """Make the batch count: keep its event ids for the lateness window, learn from it."""
         if self._done:
             return
-        self._store.confirm(self._claims, self._dedup_ttl)
-        self._store.write(self._writes)
+        self._store.confirm_and_write(self._claims, self._dedup_ttl, self._writes)
         self._done = True
 
     def abort(self) -> None:
@@ -174,6 +175,49 @@ class ScoreResult:
             return
         self._store.release(self._claims)
         self._done = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    novelty_groups: list[_Group]
+    burst_groups: list[_Counts]
+    routine: list[tuple[str, list[str]]]
+    grant_groups: list[_Cluster]
+    reads: list[HashRead]
+
+
+def _narrowed(
+    store: StateStore,
+    wanted: Sequence[HashRead],
+    asked: Sequence[HashRead],
+    answers: Sequence[HashValue],
+) -> list[HashValue]:
+    """Answers to ``wanted`` from those to ``asked``, which covered more events.
+
+    Fewer events need the same hashes with fewer fields, so each wanted read is found among
+    those asked and limited to its own fields: what reading it alone would have returned.
+    A read that was not asked (no detector plans that way) goes to the store.
+    """
+    by_key = {read.key: (read, value) for read, value in zip(asked, answers, strict=True)}
+    out: list[HashValue | None] = []
+    missing: list[int] = []
+    for read in wanted:
+        found = by_key.get(read.key)
+        if found is None or (
+            found[0].fields is not None
+            and (read.fields is None or not set(read.fields) <= set(found[0].fields))
+        ):
+            missing.append(len(out))
+            out.append(None)
+        elif read.fields is None:
+            out.append(found[1])
+        else:
+            values = found[1].values
+            out.append(HashValue({f: values[f] for f in read.fields if f in values}, found[1].size))
+    if missing:
+        for index, value in zip(missing, store.read([wanted[i] for i in missing]), strict=True):
+            out[index] = value
+    return [value for value in out if value is not None]
 
 
 @dataclass(slots=True)
@@ -243,39 +287,47 @@ class Scorer:
     ) -> ScoreResult:
         cfg = self.config
         claims = [self._claim_key(e) for e in events]
-        taken = self.store.claim(claims, int(cfg.processing_ttl.total_seconds()))
+        # Claims and state travel in one round trip, so the state a batch needs is worked out
+        # before the claims answer which events are new: from every event, on the bet that a
+        # batch is new (a redelivery is the rare case, and then only the new events count).
+        final = [i for i, e in enumerate(events) if _final(e)]
+        candidates = [events[i] for i in final]
+        checked = [self._rules(e) for e in candidates]
+        plan = self._plan(candidates, [f for found, _ in checked for f in found])
+        taken, values = self.store.claim_and_read(
+            claims, int(cfg.processing_ttl.total_seconds()), plan.reads
+        )
         claimed = [k for k, new in zip(claims, taken, strict=True) if new]
-        fresh = [e for e, new in zip(events, taken, strict=True) if new and _final(e)]
+        kept = [n for n, i in enumerate(final) if taken[i]]
+        if len(kept) < len(final):
+            candidates = [candidates[n] for n in kept]
+            checked = [checked[n] for n in kept]
+            known = plan
+            plan = self._plan(candidates, [f for found, _ in checked for f in found])
+            values = _narrowed(self.store, plan.reads, known.reads, values)
+        fresh = candidates
+        errors = sum(failed for _, failed in checked)
+        rule_findings = [f for found, _ in checked for f in found]
 
-        errors = 0
-        rule_findings: list[Finding] = []
-        for event in fresh:
-            found, failed = self._rules(event)
-            errors += failed
-            rule_findings.extend(found)
-
-        novelty_groups, novelty_reads = self._novelty.prepare(fresh)
-        burst_groups, burst_reads = self._bursts.prepare(fresh)
-        routine, routine_reads = self._routine_reads(rule_findings)
-        grant_groups, grant_reads = self._grants.prepare(fresh) if self._grants else ([], [])
-        values = self.store.read([*novelty_reads, *burst_reads, *routine_reads, *grant_reads])
         now = self.clock()
-        n1 = len(novelty_reads)
-        n2 = n1 + len(burst_reads)
-        n3 = n2 + len(routine_reads)
-        novelty_findings, writes = self._novelty.evaluate(novelty_groups, values[:n1], now)
-        burst_findings, burst_writes = self._bursts.evaluate(burst_groups, values[n1:n2], now)
+        n1 = len(plan.novelty_groups)
+        n2 = n1 + len(plan.burst_groups)
+        n3 = n2 + len(plan.routine)
+        novelty_findings, writes = self._novelty.evaluate(plan.novelty_groups, values[:n1], now)
+        burst_findings, burst_writes = self._bursts.evaluate(plan.burst_groups, values[n1:n2], now)
         writes.extend(burst_writes)
-        kept, routine_writes = self._routine_filter(rule_findings, routine, values[n2:n3], now)
+        kept_findings, routine_writes = self._routine_filter(
+            rule_findings, plan.routine, values[n2:n3], now
+        )
         writes.extend(routine_writes)
         grant_findings: list[Finding] = []
         if self._grants is not None:
-            grant_findings, grant_writes = self._grants.evaluate(grant_groups, values[n3:])
+            grant_findings, grant_writes = self._grants.evaluate(plan.grant_groups, values[n3:])
             writes.extend(grant_writes)
 
         shown: list[Anomaly] = []
         muted: list[Anomaly] = []
-        found = [*kept, *grant_findings, *novelty_findings, *burst_findings]
+        found = [*kept_findings, *grant_findings, *novelty_findings, *burst_findings]
         for anomaly in self._anomalies(found):
             muting = any(rule.matches(anomaly, now) for rule in suppressions)
             (muted if muting else shown).append(anomaly)
@@ -289,6 +341,20 @@ class Scorer:
             _claims=claimed,
             _writes=writes,
             _dedup_ttl=int(cfg.dedup_ttl.total_seconds()),
+        )
+
+    def _plan(self, events: Sequence[Event], findings: Sequence[Finding]) -> _Plan:
+        """Every hash the batch reads: novelty, bursts, routine rule hits, role grants."""
+        novelty_groups, novelty_reads = self._novelty.prepare(events)
+        burst_groups, burst_reads = self._bursts.prepare(events)
+        routine, routine_reads = self._routine_reads(findings)
+        grant_groups, grant_reads = self._grants.prepare(events) if self._grants else ([], [])
+        return _Plan(
+            novelty_groups,
+            burst_groups,
+            routine,
+            grant_groups,
+            [*novelty_reads, *burst_reads, *routine_reads, *grant_reads],
         )
 
     def score_and_commit(

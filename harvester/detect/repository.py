@@ -3,6 +3,14 @@
 Anomalies are upserted by dedup key: ``INSERT … ON CONFLICT (dedup_key) DO NOTHING``, then
 the rows that already existed are locked and merged (count, window, evidence) the same way
 the engine merges in memory, so storing the same batch's anomalies twice changes nothing.
+Everything is set-based: a batch costs at most three statements for its anomalies (insert,
+lock and read the existing, one executemany update) and five for its incidents, whatever
+their number. Rows are written with Core statements, so ORM objects of the rows touched that
+the session already holds are expired.
+
+Incident correlation can run per batch (``score_and_store(..., correlate=True)``) or apart
+from it: ``score_and_store(..., correlate=False)`` returns the identities it touched and
+``correlate_pending`` correlates many batches' identities in one pass.
 
 Every function takes the session and leaves committing to the caller, except
 ``score_and_store``, which owns the order that makes a redo safe: database first, detector
@@ -11,13 +19,14 @@ state second.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,6 +53,7 @@ __all__ = [
     "add_suppression",
     "anomaly_from_record",
     "correlate_incidents",
+    "correlate_pending",
     "get_anomaly",
     "get_incident",
     "incident_from_record",
@@ -56,7 +66,11 @@ __all__ = [
     "score_and_store",
 ]
 
-_CHUNK = 400
+_ANOMALIES = cast(Table, AnomalyRecord.__table__)
+_INCIDENTS = cast(Table, IncidentRecord.__table__)
+_LINKS = cast(Table, IncidentAnomaly.__table__)
+# Bound parameters per IN list: far below every backend's limit, and plans stay cacheable.
+_CHUNK = 500
 
 
 # --- conversions ------------------------------------------------------------------------------
@@ -92,6 +106,11 @@ def _anomaly_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
 
 
 def anomaly_from_record(record: AnomalyRecord) -> Anomaly:
+    return _anomaly(record)
+
+
+def _anomaly(record: Any) -> Anomaly:
+    """From an ORM record or a row of the same columns."""
     return Anomaly(
         id=record.id,
         dedup_key=record.dedup_key,
@@ -147,10 +166,54 @@ def _insert(session: Session) -> Any:
 # --- anomalies --------------------------------------------------------------------------------
 
 
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _expire(session: Session, model: type[Any], ids: Iterable[str]) -> None:
+    """Forget what the session holds of rows written behind the ORM's back."""
+    if not len(session.identity_map):
+        return
+    for row_id in ids:
+        record = session.identity_map.get(session.identity_key(model, row_id))
+        if record is not None:
+            session.expire(record)
+
+
+_STORED = [c for c in _ANOMALIES.c if c.name not in ("acked_at", "acked_by", "created_at")]
+
+
+def _as_stored(anomaly: Anomaly) -> Anomaly:
+    """What reading ``anomaly`` back from its row gives (columns have a length)."""
+    row = _anomaly_row(anomaly, anomaly.first_seen)
+    fits = (
+        row["title"] == anomaly.title
+        and row["principal"] == anomaly.principal
+        and row["identity"] == anomaly.identity
+        and row["source_ip"] == anomaly.source_ip
+    )
+    if fits:
+        return anomaly
+    return msgspec.structs.replace(
+        anomaly,
+        title=row["title"],
+        principal=row["principal"],
+        identity=row["identity"],
+        source_ip=row["source_ip"],
+    )
+
+
 def save_anomalies(
     session: Session, anomalies: Sequence[Anomaly], *, clock: Clock, evidence_cap: int = 20
 ) -> list[Anomaly]:
-    """Upsert anomalies by dedup key; returns them as stored (merged with earlier sightings)."""
+    """Upsert anomalies by dedup key; returns them as stored (merged with earlier sightings).
+
+    Three statements at most, however many anomalies: lock and read those already stored,
+    insert the others (one executemany, pipelined by psycopg), update the merged ones (one
+    executemany). Should another transaction store one of the new ones first, it is read and
+    merged like those found at the start.
+    """
     merged: dict[str, Anomaly] = {}
     for anomaly in anomalies:
         old = merged.get(anomaly.dedup_key)
@@ -159,49 +222,68 @@ def save_anomalies(
         )
     if not merged:
         return []
-    now = clock()
-    insert = _insert(session)
-    stored: dict[str, Anomaly] = {}
-    items = list(merged.values())
-    for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
-        statement = (
-            insert(AnomalyRecord)
-            .values([_anomaly_row(a, now) for a in chunk])
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(AnomalyRecord.dedup_key)
-        )
-        inserted = set(session.scalars(statement))
-        for anomaly in chunk:
-            if anomaly.dedup_key in inserted:
-                stored[anomaly.dedup_key] = anomaly
-        existing = [a.dedup_key for a in chunk if a.dedup_key not in inserted]
-        if not existing:
-            continue
-        records = session.scalars(
-            select(AnomalyRecord)
-            .where(AnomalyRecord.dedup_key.in_(existing))
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).all()
-        for record in records:
-            old = anomaly_from_record(record)
-            new = merge_anomaly(old, merged[record.dedup_key], cap=evidence_cap)
-            stored[record.dedup_key] = new
-            if new == old:
-                continue
-            record.count = new.count
-            record.first_seen = new.first_seen
-            record.last_seen = new.last_seen
-            record.evidence = msgspec.to_builtins(new.evidence)
-            record.severity = new.severity.value
-            record.severity_rank = new.severity.rank
-            record.score = new.score
-            record.title = new.title[:300]
-            record.explanation = new.explanation
-            record.updated_at = now
+    # Core statements do not flush the session as ORM ones do: pending ORM changes first.
     session.flush()
-    return [stored[a.dedup_key] for a in items if a.dedup_key in stored]
+    now = clock()
+    stored: dict[str, Anomaly] = {}
+    updates: list[dict[str, Any]] = []
+
+    def merge(rows: Iterable[Any], *, ours: bool) -> None:
+        for row in rows:
+            old = _anomaly(row)
+            mine = merged[row.dedup_key]
+            if ours and old == _as_stored(mine):
+                # Inserted by this call (or the very same anomaly, by a concurrent redo).
+                stored[row.dedup_key] = mine
+                continue
+            new = merge_anomaly(old, mine, cap=evidence_cap)
+            stored[row.dedup_key] = new
+            if new != old:
+                updates.append(_merged_row(new, now))
+
+    def locked(keys: Sequence[str]) -> Iterable[Any]:
+        for part in _chunks(keys):
+            # Locked until the commit: a concurrent batch merges into what this one wrote.
+            yield from session.execute(
+                select(*_STORED).where(_ANOMALIES.c.dedup_key.in_(part)).with_for_update()
+            )
+
+    merge(locked(list(merged)), ours=False)
+    # In key order, so that two transactions inserting the same keys wait for each other
+    # in one order and cannot deadlock.
+    fresh = sorted(key for key in merged if key not in stored)
+    if fresh:
+        # No RETURNING: psycopg pipelines a plain executemany, where RETURNING would make
+        # SQLAlchemy build one long statement that psycopg parses anew for every batch.
+        result = session.execute(
+            _insert(session)(_ANOMALIES).on_conflict_do_nothing(index_elements=["dedup_key"]),
+            [_anomaly_row(merged[key], now) for key in fresh],
+        )
+        if getattr(result, "rowcount", -1) == len(fresh):
+            stored.update((key, merged[key]) for key in fresh)
+        else:
+            merge(locked(fresh), ours=True)
+    if updates:
+        session.execute(update(_ANOMALIES).where(_ANOMALIES.c.id == bindparam("b_id")), updates)
+        _expire(session, AnomalyRecord, (row["b_id"] for row in updates))
+    return [stored[key] for key in merged if key in stored]
+
+
+def _merged_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
+    """The columns a merge changes, for the executemany UPDATE keyed by ``b_id``."""
+    return {
+        "b_id": anomaly.id,
+        "count": anomaly.count,
+        "first_seen": anomaly.first_seen,
+        "last_seen": anomaly.last_seen,
+        "evidence": msgspec.to_builtins(anomaly.evidence),
+        "severity": anomaly.severity.value,
+        "severity_rank": anomaly.severity.rank,
+        "score": anomaly.score,
+        "title": anomaly.title[:300],
+        "explanation": anomaly.explanation,
+        "updated_at": now,
+    }
 
 
 def _anomaly_query(
@@ -281,6 +363,58 @@ def ack_anomaly(
 # --- incidents --------------------------------------------------------------------------------
 
 
+# What ``build_incidents`` reads of an anomaly: the evidence and the text stay in the database.
+_CHAINED = [
+    _ANOMALIES.c[name]
+    for name in (
+        "id",
+        "dedup_key",
+        "detector",
+        "detector_version",
+        "title",
+        "severity",
+        "score",
+        "account_id",
+        "region",
+        "cluster",
+        "principal",
+        "identity",
+        "source_ip",
+        "first_seen",
+        "last_seen",
+        "count",
+        "mitre_tactics",
+        "status",
+    )
+]
+
+
+def _chained(row: Any) -> Anomaly:
+    return Anomaly(
+        id=row.id,
+        dedup_key=row.dedup_key,
+        detector=row.detector,
+        detector_version=row.detector_version,
+        title=row.title,
+        severity=Severity(row.severity),
+        score=row.score,
+        account_id=row.account_id,
+        region=row.region,
+        cluster=row.cluster,
+        principal=row.principal,
+        identity=row.identity,
+        source_ip=row.source_ip,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        count=row.count,
+        explanation="",
+        evidence=(),
+        mitre_tactics=tuple(row.mitre_tactics or ()),
+        mitre_techniques=(),
+        status=row.status,
+    )
+
+
 def correlate_incidents(
     session: Session,
     anomalies: Sequence[Anomaly],
@@ -294,65 +428,286 @@ def correlate_incidents(
         return []
     low = min(a.first_seen for a in anomalies) - window
     high = max(a.last_seen for a in anomalies) + window
-    records = session.scalars(
-        select(AnomalyRecord).where(
-            AnomalyRecord.identity.in_(identities),
-            AnomalyRecord.last_seen >= low,
-            AnomalyRecord.first_seen <= high,
+    found: list[Anomaly] = []
+    for part in _chunks(identities):
+        rows = session.execute(
+            select(*_CHAINED).where(
+                _ANOMALIES.c.identity.in_(part),
+                _ANOMALIES.c.last_seen >= low,
+                _ANOMALIES.c.first_seen <= high,
+            )
         )
-    ).all()
-    incidents = build_incidents([anomaly_from_record(r) for r in records], window=window)
-    return [_save_incident(session, i, clock=clock, window=window) for i in incidents]
+        found.extend(_chained(row) for row in rows)
+    incidents = build_incidents(found, window=window)
+    return _save_incidents(session, incidents, clock=clock, window=window)
 
 
-def _save_incident(
-    session: Session, incident: Incident, *, clock: Clock, window: timedelta
-) -> Incident:
-    now = clock()
-    # A chain seen again with more (or earlier) anomalies is the same incident, not a new one.
-    record = session.scalars(
-        select(IncidentRecord)
-        .where(
-            IncidentRecord.identity == incident.identity,
-            IncidentRecord.last_seen >= incident.first_seen - window,
-            IncidentRecord.first_seen <= incident.last_seen + window,
+def correlate_pending(
+    session: Session,
+    identities: Iterable[str],
+    *,
+    clock: Clock,
+    window: timedelta = timedelta(hours=1),
+    since: datetime | None = None,
+) -> list[Incident]:
+    """Correlate, in one pass, the identities that ``score_and_store(correlate=False)`` returned.
+
+    What ``correlate_incidents`` does after each batch, for many batches at once: for each
+    identity, the anomalies stored or changed since ``since`` (wall time, a day ago by
+    default) are the new ones, and chains are looked for among that identity's anomalies
+    within ``window`` of them. Running it again, or with identities that have nothing new,
+    changes nothing but the incidents' ``updated_at``.
+    """
+    wanted = sorted({i for i in identities if i})
+    if not wanted:
+        return []
+    since = since if since is not None else clock() - timedelta(days=1)
+    ranges: list[tuple[str, datetime, datetime]] = []
+    for part in _chunks(wanted):
+        ranges.extend(
+            session.execute(
+                select(
+                    _ANOMALIES.c.identity,
+                    func.min(_ANOMALIES.c.first_seen),
+                    func.max(_ANOMALIES.c.last_seen),
+                )
+                .where(_ANOMALIES.c.identity.in_(part), _ANOMALIES.c.updated_at >= since)
+                .group_by(_ANOMALIES.c.identity)
+            )
         )
-        .order_by(IncidentRecord.first_seen)
-        .limit(1)
-    ).first()
-    if record is None:
-        record = session.get(IncidentRecord, incident.id)
-    if record is None:
-        record = IncidentRecord(
-            id=incident.id,
-            identity=incident.identity,
-            status="open",
-            created_at=now,
-            first_seen=incident.first_seen,
-            last_seen=incident.last_seen,
+    found: list[Anomaly] = []
+    for part in _chunks(ranges):
+        # One index range per identity (identity, last_seen), not one span for them all: a
+        # backfill of old logs and live traffic may be days apart.
+        rows = session.execute(
+            select(*_CHAINED).where(
+                or_(
+                    *(
+                        and_(
+                            _ANOMALIES.c.identity == identity,
+                            _ANOMALIES.c.last_seen >= low - window,
+                            _ANOMALIES.c.first_seen <= high + window,
+                        )
+                        for identity, low, high in part
+                    )
+                )
+            )
         )
-        session.add(record)
-        better = True
-    else:
-        better = incident.score >= record.score
-    if better:
-        record.title = incident.title[:500]
-        record.severity = incident.severity.value
-        record.severity_rank = incident.severity.rank
-        record.score = incident.score
-        record.explanation = incident.explanation
-        record.tactics = list(incident.tactics)
-    record.account_ids = sorted({*(record.account_ids or ()), *incident.account_ids})
-    record.clusters = sorted({*(record.clusters or ()), *incident.clusters})
-    record.first_seen = min(record.first_seen, incident.first_seen)
-    record.last_seen = max(record.last_seen, incident.last_seen)
-    record.updated_at = now
-    linked = {link.anomaly_id for link in record.links}
-    for anomaly_id in incident.anomaly_ids:
-        if anomaly_id not in linked:
-            record.links.append(IncidentAnomaly(anomaly_id=anomaly_id))
+        found.extend(_chained(row) for row in rows)
+    incidents = build_incidents(found, window=window)
+    return _save_incidents(session, incidents, clock=clock, window=window)
+
+
+@dataclass(slots=True)
+class _IncidentRow:
+    """An incident row as ``_save_incidents`` changes it (the database is written at the end)."""
+
+    id: str
+    identity: str
+    title: str
+    severity: str
+    severity_rank: int
+    score: int
+    account_ids: list[str]
+    clusters: list[str]
+    tactics: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    explanation: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    links: set[str] = field(default_factory=set)  # added by this call
+    stored: bool = True
+
+    def incident(self, links: Collection[str]) -> Incident:
+        return Incident(
+            id=self.id,
+            identity=self.identity,
+            title=self.title,
+            severity=Severity(self.severity),
+            score=self.score,
+            account_ids=tuple(self.account_ids),
+            clusters=tuple(self.clusters),
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            tactics=tuple(self.tactics),
+            anomaly_ids=tuple(sorted(links)),
+            explanation=self.explanation,
+            status=self.status,
+        )
+
+
+_INCIDENT_COLUMNS = [c for c in _INCIDENTS.c if c.name != "acked_at"]
+# What a chain seen again may change; identity, status and creation stay as they were.
+_INCIDENT_UPDATES = (
+    "title",
+    "severity",
+    "severity_rank",
+    "score",
+    "account_ids",
+    "clusters",
+    "tactics",
+    "first_seen",
+    "last_seen",
+    "explanation",
+    "updated_at",
+)
+
+
+def _save_incidents(
+    session: Session, incidents: Sequence[Incident], *, clock: Clock, window: timedelta
+) -> list[Incident]:
+    """Merge incidents into the stored ones: read once, decide in memory, write twice.
+
+    Decides exactly as saving them one by one would: in order, each joins the earliest
+    stored incident of its identity within ``window`` (or the one with its id), including
+    those the earlier ones of this call created or stretched.
+    """
+    if not incidents:
+        return []
     session.flush()
-    return incident_from_record(record)
+    now = clock()
+    low = min(i.first_seen for i in incidents) - window
+    high = max(i.last_seen for i in incidents) + window
+    identities = sorted({i.identity for i in incidents})
+    ids = sorted({i.id for i in incidents})
+    by_id: dict[str, _IncidentRow] = {}
+    for part in _chunks(identities):
+        rows = session.execute(
+            select(*_INCIDENT_COLUMNS).where(
+                or_(
+                    and_(
+                        _INCIDENTS.c.identity.in_(part),
+                        _INCIDENTS.c.last_seen >= low,
+                        _INCIDENTS.c.first_seen <= high,
+                    ),
+                    _INCIDENTS.c.id.in_(ids),
+                )
+            )
+        )
+        for row in rows:
+            by_id[row.id] = _IncidentRow(
+                id=row.id,
+                identity=row.identity,
+                title=row.title,
+                severity=row.severity,
+                severity_rank=row.severity_rank,
+                score=row.score,
+                account_ids=list(row.account_ids or ()),
+                clusters=list(row.clusters or ()),
+                tactics=list(row.tactics or ()),
+                first_seen=row.first_seen,
+                last_seen=row.last_seen,
+                explanation=row.explanation,
+                status=row.status,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+    by_identity: dict[str, list[_IncidentRow]] = defaultdict(list)
+    for known in by_id.values():
+        by_identity[known.identity].append(known)
+
+    steps: list[tuple[_IncidentRow, Incident, frozenset[str]]] = []
+    for incident in incidents:
+        # A chain seen again with more (or earlier) anomalies is the same incident, not a new one.
+        near = [
+            r
+            for r in by_identity[incident.identity]
+            if r.last_seen >= incident.first_seen - window
+            and r.first_seen <= incident.last_seen + window
+        ]
+        record: _IncidentRow | None = (
+            min(near, key=lambda r: (r.first_seen, r.id)) if near else by_id.get(incident.id)
+        )
+        if record is None:
+            record = _IncidentRow(
+                id=incident.id,
+                identity=incident.identity,
+                title="",
+                severity=incident.severity.value,
+                severity_rank=incident.severity.rank,
+                score=incident.score,
+                account_ids=[],
+                clusters=[],
+                tactics=[],
+                first_seen=incident.first_seen,
+                last_seen=incident.last_seen,
+                explanation="",
+                status="open",
+                created_at=now,
+                updated_at=now,
+                stored=False,
+            )
+            by_id[record.id] = record
+            by_identity[record.identity].append(record)
+            better = True
+        else:
+            better = incident.score >= record.score
+        if better:
+            record.title = incident.title[:500]
+            record.severity = incident.severity.value
+            record.severity_rank = incident.severity.rank
+            record.score = incident.score
+            record.explanation = incident.explanation
+            record.tactics = list(incident.tactics)
+        record.account_ids = sorted({*record.account_ids, *incident.account_ids})
+        record.clusters = sorted({*record.clusters, *incident.clusters})
+        record.first_seen = min(record.first_seen, incident.first_seen)
+        record.last_seen = max(record.last_seen, incident.last_seen)
+        record.updated_at = now
+        record.links.update(incident.anomaly_ids)
+        steps.append((record, record.incident(()), frozenset(record.links)))
+
+    touched = {id(r): r for r, _, _ in steps}.values()
+    linked: dict[str, set[str]] = defaultdict(set)
+    stored_ids = sorted(r.id for r in touched if r.stored)
+    for part in _chunks(stored_ids):
+        for incident_id, anomaly_id in session.execute(
+            select(_LINKS.c.incident_id, _LINKS.c.anomaly_id).where(_LINKS.c.incident_id.in_(part))
+        ):
+            linked[incident_id].add(anomaly_id)
+
+    insert = _insert(session)
+    upsert = insert(_INCIDENTS)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["id"], set_={name: upsert.excluded[name] for name in _INCIDENT_UPDATES}
+    )
+    session.execute(
+        upsert,
+        [
+            {
+                "id": r.id,
+                "identity": r.identity,
+                "title": r.title,
+                "severity": r.severity,
+                "severity_rank": r.severity_rank,
+                "score": r.score,
+                "account_ids": r.account_ids,
+                "clusters": r.clusters,
+                "tactics": r.tactics,
+                "first_seen": r.first_seen,
+                "last_seen": r.last_seen,
+                "explanation": r.explanation,
+                "status": r.status,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+            }
+            for r in touched
+        ],
+    )
+    links = [
+        {"incident_id": r.id, "anomaly_id": anomaly_id}
+        for r in touched
+        for anomaly_id in sorted(r.links - linked[r.id])
+    ]
+    if links:
+        session.execute(insert(_LINKS).on_conflict_do_nothing(), links)
+    _expire(session, IncidentRecord, (r.id for r in touched))
+    return [
+        msgspec.structs.replace(snapshot, anomaly_ids=tuple(sorted(linked[record.id] | added)))
+        for record, snapshot, added in steps
+    ]
 
 
 def list_incidents(
@@ -483,6 +838,9 @@ class StoreSummary:
     suppressed: int
     incidents: int
     errors: int
+    # Identities of the anomalies stored, for ``correlate_pending`` when correlation is
+    # left to a periodic task (sorted, without repeats).
+    identities: tuple[str, ...] = ()
 
 
 def score_and_store(
@@ -491,21 +849,33 @@ def score_and_store(
     events: Sequence[Event],
     *,
     incident_window: timedelta = timedelta(hours=1),
+    correlate: bool = True,
+    suppressions: Sequence[SuppressionRule] | None = None,
 ) -> StoreSummary:
-    """Score a batch, store its anomalies and incidents, commit, then commit detector state.
+    """Score a batch, store its anomalies (and incidents), commit, then commit detector state.
 
     The order is what makes a redelivered or redone batch safe: if anything fails before the
     database commit, the events are handed back (``abort``) for a retry; if the process dies
     between the two commits, the upsert absorbs the repeat.
+
+    ``correlate=False`` leaves incidents to ``correlate_pending`` over the identities this
+    returns. ``suppressions`` are the rules in force, for a caller that caches them; they are
+    read from the database when None.
     """
     clock = scorer.clock
-    suppressions = active_suppressions(session, now=clock())
+    if suppressions is None:
+        suppressions = active_suppressions(session, now=clock())
     result = scorer.score(events, suppressions=suppressions)
     try:
         stored = save_anomalies(
             session, result.anomalies, clock=clock, evidence_cap=scorer.config.evidence_cap
         )
-        incidents = correlate_incidents(session, stored, clock=clock, window=incident_window)
+        identities = tuple(sorted({a.identity for a in stored if a.identity}))
+        incidents = (
+            correlate_incidents(session, stored, clock=clock, window=incident_window)
+            if correlate
+            else []
+        )
         session.commit()
     except BaseException:
         session.rollback()
@@ -519,4 +889,5 @@ def score_and_store(
         suppressed=len(result.suppressed),
         incidents=len(incidents),
         errors=result.errors,
+        identities=identities,
     )

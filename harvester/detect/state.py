@@ -1,8 +1,11 @@
 """Detector state behind a small interface: Redis for the fleet, memory for ``scan``.
 
-The engine talks to state in whole batches: one ``claim`` of event ids, one ``read`` of every
-hash the batch needs, one ``write`` of every change. ``RedisStore`` turns each call into one
-pipelined round trip (or one script call), never one per event.
+The engine talks to state in whole batches: one ``claim_and_read`` (claim the event ids, read
+every hash the batch needs) before it decides, one ``confirm_and_write`` (keep the claims,
+write every change) once the caller has stored the anomalies. ``RedisStore`` makes each of
+them one script call, so a batch costs two round trips whatever its size (three when an
+anomaly's explanation samples a baseline). The single-purpose methods remain for callers that
+need only one half.
 
 State is a set of small hashes (a baseline of members, burst counters). Every write carries a
 TTL, and the engine caps the number of fields it adds to any hash, so idle entities disappear
@@ -15,7 +18,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import msgspec
 
 if TYPE_CHECKING:
     import redis
@@ -76,107 +81,183 @@ class StateStore(Protocol):
 
     def write(self, writes: Sequence[HashWrite]) -> None: ...
 
+    def claim_and_read(
+        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead]
+    ) -> tuple[list[bool], list[HashValue]]:
+        """``claim`` then ``read``, in one round trip where the store has round trips."""
+        ...
+
+    def confirm_and_write(self, keys: Sequence[str], ttl: int, writes: Sequence[HashWrite]) -> None:
+        """``confirm`` then ``write``, in one round trip where the store has round trips."""
+        ...
+
     def sample(self, keys: Sequence[str], count: int) -> list[list[str]]:
         """Up to ``count`` field names of each hash (for explanations; order not defined)."""
         ...
 
 
-# --- Redis ------------------------------------------------------------------------------------
+# --- Redis ---------------------------------------------------------------------------------
 
-# SET NX per key in one call: a batch of a thousand ids costs one round trip, and the answer
-# says exactly which ids were new.
-_CLAIM = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) then out[i] = 1 else out[i] = 0 end
+# Both scripts take their work as one msgpack argument and answer with one msgpack string:
+# redis-py packs and parses every command and reply of a pipeline in Python, which cost more
+# than Redis spent on the commands (a batch reads and writes a few thousand hash fields).
+# Redis does the same commands in the same order; a script holds Redis while it runs, so
+# ``RedisStore`` splits very large batches.
+
+# KEYS: ARGV[2] event claims, then one hash per read. ARGV[1]: the claims' TTL in seconds.
+# ARGV[3]: per read, its field names, or false for the whole hash.
+# Answer: {"1"/"0" per claim (SET NX: taken by this call), per read {HLEN, HMGET values} or
+# the HGETALL list}.
+_CLAIM_AND_READ = """
+local ttl = ARGV[1]
+local n = tonumber(ARGV[2])
+local claimed = {}
+for i = 1, n do
+  claimed[i] = redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) and '1' or '0'
 end
-return out
+local specs = cmsgpack.unpack(ARGV[3])
+local values = {}
+for j = 1, #KEYS - n do
+  local key = KEYS[n + j]
+  local fields = specs[j]
+  if fields == false then
+    values[j] = redis.call('HGETALL', key)
+  else
+    local found = {}
+    -- unpack() is bounded by Lua's stack: long field lists go in slices.
+    for s = 1, #fields, 1000 do
+      local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + 999, #fields)))
+      for _, value in ipairs(part) do found[#found + 1] = value end
+    end
+    values[j] = {redis.call('HLEN', key), found}
+  end
+end
+return cmsgpack.pack({table.concat(claimed), values})
 """
-_CONFIRM = """
-for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[1]) end
+
+# KEYS: ARGV[2] claims to keep, then one hash per write. ARGV[1]: the claims' TTL in seconds.
+# ARGV[3]: per write {set, set_nx, incr (flat name/value lists), delete (names), ttl or false}.
+# Like a pipeline, a failing command does not stop the others; the last error is returned.
+_CONFIRM_AND_WRITE = """
+local failed = nil
+local function run(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then failed = reply.err end
+end
+local ttl = ARGV[1]
+local n = tonumber(ARGV[2])
+for i = 1, n do run('EXPIRE', KEYS[i], ttl) end
+local ops = cmsgpack.unpack(ARGV[3])
+for j = 1, #KEYS - n do
+  local key = KEYS[n + j]
+  local op = ops[j]
+  local set, set_nx, incr, delete = op[1], op[2], op[3], op[4]
+  for s = 1, #set, 1000 do run('HSET', key, unpack(set, s, math.min(s + 999, #set))) end
+  for s = 1, #set_nx, 2 do run('HSETNX', key, set_nx[s], set_nx[s + 1]) end
+  for s = 1, #incr, 2 do run('HINCRBY', key, incr[s], incr[s + 1]) end
+  for s = 1, #delete, 1000 do
+    run('HDEL', key, unpack(delete, s, math.min(s + 999, #delete)))
+  end
+  if op[5] then run('EXPIRE', key, op[5]) end
+end
+if failed then return redis.error_reply(failed) end
 return #KEYS
 """
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _flat(mapping: dict[str, str]) -> list[str]:
+    return [item for pair in mapping.items() for item in pair]
+
+
+def _op(write: HashWrite) -> list[Any]:
+    return [
+        _flat(write.set),
+        _flat(write.set_nx),
+        [item for name, amount in write.incr.items() for item in (name, str(amount))],
+        write.delete,
+        write.ttl if write.ttl is not None else False,
+    ]
+
+
+def _value(read: HashRead, reply: Any) -> HashValue:
+    if read.fields is None:
+        values = dict(zip(reply[::2], reply[1::2], strict=True))
+        return HashValue(values, len(values))
+    size, found = reply
+    return HashValue(
+        {name: value for name, value in zip(read.fields, found, strict=True) if value is not False},
+        int(size),
+    )
+
+
 class RedisStore:
-    """State in Redis; every method is one round trip."""
+    """State in Redis; every method is one script call (a few for batches above ``chunk``)."""
 
     def __init__(self, client: redis.Redis, *, chunk: int = 5000) -> None:
         self._client = client
-        self._claim = client.register_script(_CLAIM)
-        self._confirm = client.register_script(_CONFIRM)
-        # A script call holds Redis for its duration; chunks keep each call short.
+        self._claim_and_read = client.register_script(_CLAIM_AND_READ)
+        self._confirm_and_write = client.register_script(_CONFIRM_AND_WRITE)
+        # A script call holds Redis for its duration; chunks of keys keep each call short.
         self._chunk = chunk
 
+    def _pieces(
+        self, keys: Sequence[str], items: Sequence[Any]
+    ) -> list[tuple[Sequence[str], Sequence[Any]]]:
+        """Claims first, then items, at most ``chunk`` keys a call; none when both are empty."""
+        pieces: list[tuple[Sequence[str], Sequence[Any]]] = []
+        k = i = 0
+        while k < len(keys) or i < len(items):
+            part = keys[k : k + self._chunk]
+            k += len(part)
+            more = items[i : i + self._chunk - len(part)]
+            i += len(more)
+            pieces.append((part, more))
+        return pieces
+
+    def claim_and_read(
+        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead]
+    ) -> tuple[list[bool], list[HashValue]]:
+        taken: list[bool] = []
+        values: list[HashValue] = []
+        for part, some in self._pieces(keys, reads):
+            specs = [list(r.fields) if r.fields is not None else False for r in some]
+            raw = self._claim_and_read(
+                keys=[*part, *(r.key for r in some)], args=[ttl, len(part), _encode(specs)]
+            )
+            claimed, replies = _decode(raw)
+            taken.extend(flag == "1" for flag in claimed)
+            values.extend(_value(r, reply) for r, reply in zip(some, replies, strict=True))
+        return taken, values
+
+    def confirm_and_write(self, keys: Sequence[str], ttl: int, writes: Sequence[HashWrite]) -> None:
+        for part, some in self._pieces(keys, writes):
+            self._confirm_and_write(
+                keys=[*part, *(w.key for w in some)],
+                args=[ttl, len(part), _encode([_op(w) for w in some])],
+            )
+
     def claim(self, keys: Sequence[str], ttl: int) -> list[bool]:
-        out: list[bool] = []
-        for start in range(0, len(keys), self._chunk):
-            part = keys[start : start + self._chunk]
-            result = self._claim(keys=list(part), args=[ttl])
-            out.extend(bool(x) for x in result)
-        return out
+        return self.claim_and_read(keys, ttl, ())[0]
 
     def confirm(self, keys: Sequence[str], ttl: int) -> None:
-        for start in range(0, len(keys), self._chunk):
-            self._confirm(keys=list(keys[start : start + self._chunk]), args=[ttl])
+        self.confirm_and_write(keys, ttl, ())
 
     def release(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), self._chunk):
             self._client.delete(*keys[start : start + self._chunk])
 
     def read(self, reads: Sequence[HashRead]) -> list[HashValue]:
-        if not reads:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        for read in reads:
-            if read.fields is None:
-                pipe.hgetall(read.key)
-            else:
-                if read.fields:  # HMGET needs at least one field
-                    pipe.hmget(read.key, read.fields)
-                pipe.hlen(read.key)
-        replies = pipe.execute()
-        out: list[HashValue] = []
-        pos = 0
-        for read in reads:
-            if read.fields is None:
-                raw: dict[bytes | str, bytes | str] = replies[pos]
-                pos += 1
-                values = {_text(k): _text(v) for k, v in raw.items()}
-                out.append(HashValue(values, len(values)))
-            else:
-                found = replies[pos] if read.fields else []
-                pos += 1 if read.fields else 0
-                size = int(replies[pos])
-                pos += 1
-                values = {
-                    name: _text(value)
-                    for name, value in zip(read.fields, found, strict=True)
-                    if value is not None
-                }
-                out.append(HashValue(values, size))
-        return out
+        return self.claim_and_read((), 0, reads)[1]
 
     def write(self, writes: Sequence[HashWrite]) -> None:
-        if not writes:
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for op in writes:
-            if op.set:
-                pipe.hset(op.key, items=[x for pair in op.set.items() for x in pair])
-            for name, value in op.set_nx.items():
-                pipe.hsetnx(op.key, name, value)
-            for name, amount in op.incr.items():
-                pipe.hincrby(op.key, name, amount)
-            if op.delete:
-                pipe.hdel(op.key, *op.delete)
-            if op.ttl is not None:
-                pipe.expire(op.key, op.ttl)
-        pipe.execute()
+        self.confirm_and_write((), 0, writes)
 
     def sample(self, keys: Sequence[str], count: int) -> list[list[str]]:
         if not keys:
@@ -234,6 +315,15 @@ class MemoryStore:
         for key in keys:
             if key in self._claims:
                 self._claims[key] = expiry
+
+    def claim_and_read(
+        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead]
+    ) -> tuple[list[bool], list[HashValue]]:
+        return self.claim(keys, ttl), self.read(reads)
+
+    def confirm_and_write(self, keys: Sequence[str], ttl: int, writes: Sequence[HashWrite]) -> None:
+        self.confirm(keys, ttl)
+        self.write(writes)
 
     def release(self, keys: Sequence[str]) -> None:
         for key in keys:

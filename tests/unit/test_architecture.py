@@ -42,6 +42,8 @@ def test_celery_tasks_are_thin() -> None:
         alias.name.split(".")[0]
         for node in ast.walk(ast.parse(tasks.read_text()))
         if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
     }
     assert not imports & {"boto3", "botocore", "sqlalchemy"}

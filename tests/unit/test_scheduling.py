@@ -14,7 +14,9 @@ CADENCE = timedelta(minutes=5)
     seconds=st.integers(min_value=0, max_value=10**9),
     cadence=st.integers(min_value=60, max_value=86400),
 )
-def test_next_run_is_after_now_and_within_one_cadence(source_id: int, seconds: int, cadence: int) -> None:
+def test_next_run_is_after_now_and_within_one_cadence(
+    source_id: int, seconds: int, cadence: int
+) -> None:
     now = datetime(2021, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     period = timedelta(seconds=cadence)
     nxt = next_run_after(now, source_id=source_id, cadence=period)

@@ -93,7 +93,12 @@ class Fleet:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_worker(
-        self, *, queues: str = "harvest,score", concurrency: int = 2, name: str = "w1"
+        self,
+        *,
+        queues: str = "harvest,score",
+        concurrency: int = 2,
+        name: str = "w1",
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         with (self.logs / f"worker-{name}.log").open("ab") as log:
             proc = subprocess.Popen(
@@ -117,7 +122,7 @@ class Fleet:
                     "--without-gossip",
                     "--without-mingle",
                 ],
-                env=self.env,
+                env=self.env | (extra_env or {}),
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -226,3 +226,44 @@ def test_poison_message_ends_as_a_dead_letter(fleet: Fleet) -> None:
     assert letter.task_id == task_id
     assert "some/key.json.gz" in letter.args
     assert fleet.ledger() == {}
+
+
+def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Ready and heartbeat files for the probes; one metrics endpoint summing both children."""
+    import urllib.request
+
+    from tests.conftest import _free_port
+
+    seed(bucket, now, per_scope=1)
+    port = _free_port()
+    health = tmp_path / "health"
+    fleet.start_worker(
+        extra_env={
+            "HARVESTER_METRICS_PORT": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+            "HARVESTER_HEALTH_DIR": str(health),
+        }
+    )
+    wait_until(
+        lambda: (health / "ready").exists() and (health / "heartbeat").exists(),
+        timeout=30,
+        what="probe files",
+    )
+    fleet.start_beat()
+    total = len(bucket.seeded.event_ids)
+    wait_until(
+        lambda: fleet.ledger().get("done", 0) == total, timeout=120, what="every object done"
+    )
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    def objects_counted() -> bool:
+        line = f'harvester_objects_total{{kind="cloudtrail",outcome="done"}} {float(total)}'
+        return line in scrape()
+
+    wait_until(objects_counted, timeout=30, what=f"the objects in the worker's metrics: {scrape()[-3000:]}")
+    text = scrape()
+    assert 'harvester_worker_processes{queue="harvest"} 2.0' in text
+    assert "harvester_s3_requests_total" in text

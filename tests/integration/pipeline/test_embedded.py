@@ -20,7 +20,7 @@ def run_recording(rt: Runtime) -> Counter[str]:
     """A full cycle whose score batches are decoded and counted by event id."""
     seen: Counter[str] = Counter()
     sources: list[int] = []
-    dispatch_due(rt, enqueue=lambda sid, _c: sources.append(sid))
+    dispatch_due(rt, enqueue=lambda due: sources.extend(sid for sid, _ in due))
     for source_id in sources:
         groups: list[tuple[int, list[tuple[str, str]]]] = []
         harvest_source(

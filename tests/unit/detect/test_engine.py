@@ -165,3 +165,63 @@ def test_scan_events_merges_batches_and_builds_incidents() -> None:
     (anomaly,) = report.anomalies
     assert anomaly.count == 5
     assert report.incidents == []
+
+
+def _mixed(count: int) -> list[object]:
+    """Events that feed rules, baselines and burst counters: new networks, regions, denials."""
+    events: list[object] = []
+    for i in range(count):
+        when = T0 + timedelta(seconds=10 * i)
+        events.append(
+            ct(
+                "ListUsers",
+                "iam",
+                identity=sso(),
+                error="AccessDenied",
+                region=("us-east-1", "eu-west-1", "ap-south-1")[i % 3],
+                when=when,
+            )
+        )
+        events.append(
+            ct(
+                "CreateAccessKey",
+                identity=sso(f"p{i % 3}@example.com"),
+                params={"userName": f"u{i}"},
+                ip=f"81.{i}.9.9",
+                when=when,
+            )
+        )
+    return events
+
+
+def test_a_partly_redelivered_batch_counts_only_its_new_events() -> None:
+    events = _mixed(40)
+    stores = [MemoryStore(monotonic=lambda: 0.0) for _ in range(2)]
+    redelivered, clean = (scorer(store, learning=timedelta(0)) for store in stores)
+    for s in (redelivered, clean):
+        s.score_and_commit(events[:40])  # type: ignore[arg-type]
+    # The second batch repeats half of the first one; the clean scorer gets only what is new.
+    again = redelivered.score_and_commit(events[20:80])  # type: ignore[arg-type]
+    new = clean.score_and_commit(events[40:80])  # type: ignore[arg-type]
+    assert (again.fresh, again.duplicates) == (40, 20)
+    assert again.anomalies == new.anomalies
+    assert {"behav.access-denied-burst", "behav.new-network"} <= {a.detector for a in new.anomalies}
+    # The same baselines and counters: the repeated events were read for but not counted.
+    assert dict(stores[0]._hashes) == dict(stores[1]._hashes)
+
+
+def test_state_the_first_reads_did_not_cover_is_read_again() -> None:
+    from harvester.detect.engine import _narrowed
+    from harvester.detect.state import HashRead, HashValue, HashWrite
+
+    store = MemoryStore()
+    store.write([HashWrite("a", set={"x": "1", "y": "2"}), HashWrite("b", set={"z": "3"})])
+    asked = [HashRead("a", ("x", "y"))]
+    answers = store.read(asked)
+    wanted = [HashRead("a", ("y",)), HashRead("b"), HashRead("a", ("x", "w")), HashRead("a")]
+    assert _narrowed(store, wanted, asked, answers) == [
+        HashValue({"y": "2"}, 2),
+        HashValue({"z": "3"}, 1),
+        HashValue({"x": "1"}, 2),
+        HashValue({"x": "1", "y": "2"}, 2),
+    ]
