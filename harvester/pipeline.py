@@ -169,6 +169,36 @@ def group_objects(work: Sequence[WorkItem]) -> list[list[WorkItem]]:
     return groups
 
 
+def send_objects(
+    rt: Runtime, *, source_id: int, items: Sequence[WorkItem], enqueue: EnqueueObjects
+) -> None:
+    """Hand queued objects to workers in groups.
+
+    If the broker goes away midway, what was not sent is marked failed (retried by the next
+    cycle, a bounded number of times) instead of sitting as "queued" until the requeue
+    timeout: a Redis restart delays those objects by one cadence, never by half an hour.
+    """
+    groups = group_objects(items)
+    for index, group in enumerate(groups):
+        try:
+            enqueue(source_id, [(item.key, item.etag) for item in group])
+        except Exception as exc:
+            unsent = [item for rest in groups[index:] for item in rest]
+            with rt.sessions.begin() as session:
+                for item in unsent:
+                    mark_failed(
+                        session,
+                        source_id=source_id,
+                        key=item.key,
+                        etag=item.etag,
+                        error=f"could not be queued: {exc}",
+                        now=rt.clock(),
+                        object_time=item.object_time,
+                        scope=item.scope,
+                    )
+            raise
+
+
 def harvest_source(
     rt: Runtime, *, source_id: int, enqueue: EnqueueObjects, lease_ttl: timedelta
 ) -> SourceRunResult:
@@ -234,8 +264,7 @@ def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> 
                     entry.key,
                     entry.error,
                 )
-            for group in group_objects(plan.work):
-                enqueue(source_id, [(item.key, item.etag) for item in group])
+            send_objects(rt, source_id=source_id, items=plan.work, enqueue=enqueue)
             _maybe_sweep(rt, source_id=source_id, location=location, lister=lister, enqueue=enqueue)
         if info.kind == "cloudtrail":
             _verify_digests(rt, source_id=source_id, info=info, lister=lister, enqueue=enqueue)
@@ -269,8 +298,7 @@ def _maybe_sweep(
             policy=ListingPolicy.from_settings(rt.settings),
             clock=rt.clock,
         )
-    for group in group_objects(report.found):
-        enqueue(source_id, [(item.key, item.etag) for item in group])
+    send_objects(rt, source_id=source_id, items=report.found, enqueue=enqueue)
     if report.late:
         log.warning(
             "source %s scope %r: %d object(s) arrived later than the lateness window; queued",
@@ -318,8 +346,7 @@ def _verify_digests(
     except AwsError as exc:
         log.warning("source %s: digest verification skipped this run: %s", source_id, exc)
         return None
-    for group in group_objects(run.unharvested):
-        enqueue(source_id, [(item.key, item.etag) for item in group])
+    send_objects(rt, source_id=source_id, items=run.unharvested, enqueue=enqueue)
     metrics.record_integrity(
         verified=run.digests_verified,
         failed=run.digests_failed,

@@ -215,3 +215,15 @@ def shared_corpus() -> Path:
     if not corpus.is_dir():
         pytest.fail(f"the shared corpus is missing at {corpus}: clone next to ../shared")
     return corpus
+
+
+def truncate_all(engine: Engine) -> None:
+    """Empty every table of a PostgreSQL test database (the schema version stays)."""
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT quote_ident(tablename) FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from harvester.cli.main import main
 from harvester.db.migrate import upgrade
 from harvester.db.models import AccessKeyConfig, Account, RoleConfig, Source
+from tests.conftest import truncate_all
 
 
 @dataclass
@@ -68,13 +69,7 @@ def cli(
     try:
         yield Cli(engine, capsys)
     finally:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "TRUNCATE processed_objects, cursors, sources, role_configs, "
-                    "access_key_configs, accounts RESTART IDENTITY CASCADE"
-                )
-            )
+        truncate_all(engine)
 
 
 # The seeded organization bucket, for the pipeline and fleet tests.

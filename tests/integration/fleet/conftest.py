@@ -18,15 +18,15 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from harvester.clock import utcnow
 from harvester.crypto import SecretBox
-from harvester.db.models import Base, ProcessedObject
+from harvester.db.models import ProcessedObject
 from harvester.inventory.plan import apply
 from harvester.settings import load_settings
-from tests.conftest import REPO, _free_port, wait_until
+from tests.conftest import REPO, _free_port, truncate_all, wait_until
 from tests.integration.seeding import inventory
 
 SECRET = "fleet-test-secret-key"
@@ -188,8 +188,7 @@ class Fleet:
 
 @pytest.fixture
 def fleet(pg_engine: Engine, aws: str, tmp_path: Path) -> Iterator[Fleet]:
-    with pg_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(Base.metadata.tables)} RESTART IDENTITY CASCADE"))
+    truncate_all(pg_engine)
     server = RedisServer(_free_port(), tmp_path)
     server.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARVESTER_")}
@@ -218,3 +217,5 @@ def fleet(pg_engine: Engine, aws: str, tmp_path: Path) -> Iterator[Fleet]:
     finally:
         fleet.stop_all()
         server.stop()
+        # The run's database is shared with other tests: leave it as found.
+        truncate_all(pg_engine)

@@ -6,15 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from harvester.clock import Clock
 from harvester.db import anomaly_models, user_models  # noqa: F401  the whole metadata
 from harvester.db.migrate import upgrade
-from harvester.db.models import Base
 from harvester.inventory.plan import apply
 from harvester.runtime import Runtime
 from harvester.settings import load_settings
+from tests.conftest import truncate_all
 from tests.integration.seeding import inventory
 
 
@@ -40,7 +39,5 @@ def runtime(
         apply(session, inventory(), box=rt.box, clock=now)
     yield rt
     if request.param == "postgresql":
-        with rt.engine.begin() as conn:
-            tables = ", ".join(Base.metadata.tables)
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        truncate_all(rt.engine)
     rt.close()
