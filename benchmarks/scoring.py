@@ -266,8 +266,10 @@ def _correlate(session: Any, pending: set[str], clock: Callable[[], datetime]) -
 
 
 def _dump(session: Any, path: str) -> None:
-    """What was stored, to compare two versions of the code (explanations quote random
-    samples of baselines, so they are left out)."""
+    """What was stored, to compare two versions of the code.
+
+    Explanations are left out: they quote a random sample of a baseline's members.
+    """
     import json
 
     from harvester.detect import repository as repo

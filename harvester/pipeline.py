@@ -131,11 +131,14 @@ def _locations(
         marker = session.scalar(
             select(Cursor).where(Cursor.source_id == source_id, Cursor.scope == DISCOVERY_SCOPE)
         )
+        regions: list[str] = []
         if marker is not None and now - marker.updated_at < REDISCOVER_AFTER:
             regions = [
                 r for r in harvest_scopes(session, source_id=source_id) if _REGION.fullmatch(r)
             ]
-        else:
+        # No known region yet (a new source, or a run that died before its first listing):
+        # discover, whatever the marker says.
+        if not regions:
             root = cloudtrail_root(
                 info.prefix, account_id=info.account_id, org_id=info.organization_id
             )

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # (the soft limit, the source lease and the broker's visibility timeout derive from it).
     dispatch_interval: timedelta = timedelta(seconds=30)
     task_time_limit: timedelta = timedelta(minutes=5)
+    # An object recorded as queued whose task never finished (its message lost with a dead
+    # worker or a restarted broker) is queued again after this long. Longer than a backlog
+    # usually lasts: a redo is harmless (scoring de-duplicates) but wasted work.
+    requeue_after: timedelta = timedelta(minutes=30)
     harvest_queue: str = "harvest"
     score_queue: str = "score"
 
@@ -63,6 +67,7 @@ class Settings(BaseSettings):
         "first_harvest_lookback",
         "dispatch_interval",
         "task_time_limit",
+        "requeue_after",
         mode="before",
     )
     @classmethod

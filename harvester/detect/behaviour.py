@@ -203,8 +203,13 @@ class NoveltyFamily:
                 self._by_source.setdefault(source, []).append((index, novelty))
 
     def prepare(self, events: Sequence[Event]) -> tuple[list[_Group], list[HashRead]]:
-        groups: dict[tuple[int, str], _Group] = {}
-        by_source = self._by_source
+        # Per-event loop: kept lean (one dict of groups per detector, observers bound once).
+        ordered: list[_Group] = []
+        groups: list[dict[str, _Group]] = [{} for _ in self.novelties]
+        observers = {
+            source: [(index, novelty.observe, groups[index]) for index, novelty in pairs]
+            for source, pairs in self._by_source.items()
+        }
         # Facts depend on these fields only, and a batch repeats the same few principals.
         known: dict[tuple[object, ...], Facts] = {}
         for event in events:
@@ -212,15 +217,16 @@ class NoveltyFamily:
             facts = known.get(seen)
             if facts is None:
                 facts = known[seen] = Facts.of(event)
-            for index, novelty in by_source.get(event.source, ()):
-                for obs in novelty.observe(event, facts):
-                    group = groups.get((index, obs.entity))
+            for index, observe, mine in observers.get(event.source, ()):
+                for obs in observe(event, facts):
+                    group = mine.get(obs.entity)
                     if group is None:
-                        key = f"{self._prefix}nv:{novelty.short}:{stable_digest(obs.entity)}"
-                        group = groups[(index, obs.entity)] = _Group(index, obs.entity, key)
+                        short = self.novelties[index].short
+                        key = f"{self._prefix}nv:{short}:{stable_digest(obs.entity)}"
+                        group = mine[obs.entity] = _Group(index, obs.entity, key)
+                        ordered.append(group)
                     group.items.append((event, obs))
                     group.members[obs.member] = None
-        ordered = list(groups.values())
         reads = [HashRead(g.key, (*_META, *g.members)) for g in ordered]
         return ordered, reads
 
@@ -333,12 +339,18 @@ class BurstFamily:
     def prepare(self, events: Sequence[Event]) -> tuple[list[_Counts], list[HashRead]]:
         groups: dict[tuple[int, str], _Counts] = {}
         size = self._bucket
+        by_source: dict[str, list[tuple[int, Burst, Callable[[Event], str | None]]]] = {}
         for event in events:
             entity: str | None = None
-            for index, burst in enumerate(self.bursts):
-                if event.source not in burst.spec.sources:
-                    continue
-                unit = burst.unit(event)
+            counted = by_source.get(event.source)
+            if counted is None:
+                counted = by_source[event.source] = [
+                    (index, burst, burst.unit)
+                    for index, burst in enumerate(self.bursts)
+                    if event.source in burst.spec.sources
+                ]
+            for index, burst, unit_of in counted:
+                unit = unit_of(event)
                 if unit is None:
                     continue
                 if entity is None:

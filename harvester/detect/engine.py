@@ -1,8 +1,9 @@
 """The scoring engine: a batch of normalized events in, anomalies out.
 
 One engine runs every detector of the catalog ("declare, then run"): rules on each event,
-behavioural baselines on the batch. State is touched in whole batches — one claim of event
-ids, one read, one write — through a ``StateStore``.
+behavioural baselines on the batch. State is touched in whole batches through a
+``StateStore``: one call claims the event ids and reads every hash the batch needs, one call
+keeps the claims and writes every change (two round trips with Redis).
 
 Scoring is two-phase so that a worker killed at any point loses nothing and doubles
 nothing::
@@ -278,7 +279,7 @@ class Scorer:
                         self._by_resource.setdefault(resource, []).append(rule)
                 else:
                     self._any[source].append(rule)
-        self._candidates: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        self._candidates: dict[tuple[str, str, bool], tuple[Rule, ...]] = {}
 
     # --- the batch ---------------------------------------------------------------------------
 
@@ -371,16 +372,22 @@ class Scorer:
     # --- rules ---------------------------------------------------------------------------------
 
     def _candidates_for(self, event: Event) -> tuple[Rule, ...]:
+        """The rules an event may trigger: indexed by name or resource, and by outcome."""
         if event.source == "eks":
             token = event.action.resource or ""
             index = self._by_resource
         else:
             token = base_name(event.action.name)
             index = self._by_name
-        cache_key = (event.source, token)
+        success = event.outcome.success
+        cache_key = (event.source, token, success)
         found = self._candidates.get(cache_key)
         if found is None:
-            found = (*index.get(token, ()), *self._any.get(event.source, ()))
+            found = tuple(
+                rule
+                for rule in (*index.get(token, ()), *self._any.get(event.source, ()))
+                if (rule.successes if success else rule.failures)
+            )
             self._candidates[cache_key] = found
         return found
 
@@ -388,17 +395,13 @@ class Scorer:
         candidates = self._candidates_for(event)
         if not candidates:
             return [], 0
-        success = event.outcome.success
-        subject: Subject | None = None
+        subject = Subject(event)
+        config = self.config.rules
         out: list[Finding] = []
         errors = 0
         for rule in candidates:
-            if (success and not rule.successes) or (not success and not rule.failures):
-                continue
-            if subject is None:
-                subject = Subject(event)
             try:
-                hit = rule.check(subject, self.config.rules)
+                hit = rule.check(subject, config)
             except _RULE_ERRORS:
                 errors += 1
                 continue

@@ -1,12 +1,12 @@
 """Anomalies, incidents and suppressions in the database, on SQLite and PostgreSQL alike.
 
-Anomalies are upserted by dedup key: ``INSERT … ON CONFLICT (dedup_key) DO NOTHING``, then
-the rows that already existed are locked and merged (count, window, evidence) the same way
-the engine merges in memory, so storing the same batch's anomalies twice changes nothing.
-Everything is set-based: a batch costs at most three statements for its anomalies (insert,
-lock and read the existing, one executemany update) and five for its incidents, whatever
-their number. Rows are written with Core statements, so ORM objects of the rows touched that
-the session already holds are expired.
+Anomalies are upserted by dedup key: the rows that already exist are locked and merged
+(count, window, evidence) the same way the engine merges in memory, the others inserted with
+``INSERT … ON CONFLICT (dedup_key) DO NOTHING``, so storing the same batch's anomalies twice
+changes nothing. Everything is set-based: a batch costs at most three statements for its
+anomalies (lock and read the existing, one executemany insert, one executemany update) and
+five for its incidents, whatever their number. Rows are written with Core statements, so
+ORM objects of the rows touched that the session already holds are expired.
 
 Incident correlation can run per batch (``score_and_store(..., correlate=True)``) or apart
 from it: ``score_and_store(..., correlate=False)`` returns the identities it touched and
@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import zip_longest
 from typing import Any, cast
 
 import msgspec
@@ -69,7 +70,7 @@ __all__ = [
 _ANOMALIES = cast(Table, AnomalyRecord.__table__)
 _INCIDENTS = cast(Table, IncidentRecord.__table__)
 _LINKS = cast(Table, IncidentAnomaly.__table__)
-# Bound parameters per IN list: far below every backend's limit, and plans stay cacheable.
+# Keys per IN list: far below the bound-parameter limit of every backend.
 _CHUNK = 500
 
 
@@ -82,16 +83,13 @@ def _anomaly_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
         "dedup_key": anomaly.dedup_key,
         "detector": anomaly.detector,
         "detector_version": anomaly.detector_version,
-        "title": anomaly.title[:300],
         "severity": anomaly.severity.value,
         "severity_rank": anomaly.severity.rank,
         "score": anomaly.score,
         "account_id": anomaly.account_id,
         "region": anomaly.region,
         "cluster": anomaly.cluster,
-        "principal": anomaly.principal[:2048] if anomaly.principal else None,
-        "identity": anomaly.identity[:1024] if anomaly.identity else None,
-        "source_ip": anomaly.source_ip[:64] if anomaly.source_ip else None,
+        **_clipped(anomaly),
         "first_seen": anomaly.first_seen,
         "last_seen": anomaly.last_seen,
         "count": anomaly.count,
@@ -184,24 +182,22 @@ def _expire(session: Session, model: type[Any], ids: Iterable[str]) -> None:
 _STORED = [c for c in _ANOMALIES.c if c.name not in ("acked_at", "acked_by", "created_at")]
 
 
+def _clipped(anomaly: Anomaly) -> dict[str, str | None]:
+    """The text columns with a length, as stored."""
+    return {
+        "title": anomaly.title[:300],
+        "principal": anomaly.principal[:2048] if anomaly.principal else None,
+        "identity": anomaly.identity[:1024] if anomaly.identity else None,
+        "source_ip": anomaly.source_ip[:64] if anomaly.source_ip else None,
+    }
+
+
 def _as_stored(anomaly: Anomaly) -> Anomaly:
-    """What reading ``anomaly`` back from its row gives (columns have a length)."""
-    row = _anomaly_row(anomaly, anomaly.first_seen)
-    fits = (
-        row["title"] == anomaly.title
-        and row["principal"] == anomaly.principal
-        and row["identity"] == anomaly.identity
-        and row["source_ip"] == anomaly.source_ip
-    )
-    if fits:
+    """What reading ``anomaly`` back from its row gives."""
+    clipped = _clipped(anomaly)
+    if all(getattr(anomaly, name) == value for name, value in clipped.items()):
         return anomaly
-    return msgspec.structs.replace(
-        anomaly,
-        title=row["title"],
-        principal=row["principal"],
-        identity=row["identity"],
-        source_ip=row["source_ip"],
-    )
+    return msgspec.structs.replace(anomaly, **clipped)
 
 
 def save_anomalies(
@@ -249,14 +245,17 @@ def save_anomalies(
             )
 
     merge(locked(list(merged)), ours=False)
-    # In key order, so that two transactions inserting the same keys wait for each other
-    # in one order and cannot deadlock.
-    fresh = sorted(key for key in merged if key not in stored)
+    # In the engine's order, as before: rows lie on disk in the order they are inserted, and
+    # correlation reads them back in that order (anomalies of the same second keep it).
+    fresh = [key for key in merged if key not in stored]
     if fresh:
         # No RETURNING: psycopg pipelines a plain executemany, where RETURNING would make
         # SQLAlchemy build one long statement that psycopg parses anew for every batch.
         result = session.execute(
-            _insert(session)(_ANOMALIES).on_conflict_do_nothing(index_elements=["dedup_key"]),
+            _insert(session)(_ANOMALIES)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            # SQLAlchemy reports an INSERT's rowcount only when asked to.
+            .execution_options(preserve_rowcount=True),
             [_anomaly_row(merged[key], now) for key in fresh],
         )
         if getattr(result, "rowcount", -1) == len(fresh):
@@ -264,6 +263,8 @@ def save_anomalies(
         else:
             merge(locked(fresh), ours=True)
     if updates:
+        # By primary key, as the ORM's flush orders its updates: rows move on disk as before.
+        updates.sort(key=lambda row: str(row["b_id"]))
         session.execute(update(_ANOMALIES).where(_ANOMALIES.c.id == bindparam("b_id")), updates)
         _expire(session, AnomalyRecord, (row["b_id"] for row in updates))
     return [stored[key] for key in merged if key in stored]
@@ -280,7 +281,7 @@ def _merged_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
         "severity": anomaly.severity.value,
         "severity_rank": anomaly.severity.rank,
         "score": anomaly.score,
-        "title": anomaly.title[:300],
+        "title": _clipped(anomaly)["title"],
         "explanation": anomaly.explanation,
         "updated_at": now,
     }
@@ -518,7 +519,7 @@ class _IncidentRow:
     created_at: datetime
     updated_at: datetime
     links: set[str] = field(default_factory=set)  # added by this call
-    stored: bool = True
+    existed: bool = True  # before this call
 
     def incident(self, links: Collection[str]) -> Incident:
         return Incident(
@@ -573,16 +574,16 @@ def _save_incidents(
     identities = sorted({i.identity for i in incidents})
     ids = sorted({i.id for i in incidents})
     by_id: dict[str, _IncidentRow] = {}
-    for part in _chunks(identities):
+    for who, which in zip_longest(_chunks(identities), _chunks(ids), fillvalue=()):
         rows = session.execute(
             select(*_INCIDENT_COLUMNS).where(
                 or_(
                     and_(
-                        _INCIDENTS.c.identity.in_(part),
+                        _INCIDENTS.c.identity.in_(who),
                         _INCIDENTS.c.last_seen >= low,
                         _INCIDENTS.c.first_seen <= high,
                     ),
-                    _INCIDENTS.c.id.in_(ids),
+                    _INCIDENTS.c.id.in_(which),
                 )
             )
         )
@@ -637,7 +638,7 @@ def _save_incidents(
                 status="open",
                 created_at=now,
                 updated_at=now,
-                stored=False,
+                existed=False,
             )
             by_id[record.id] = record
             by_identity[record.identity].append(record)
@@ -661,8 +662,7 @@ def _save_incidents(
 
     touched = {id(r): r for r, _, _ in steps}.values()
     linked: dict[str, set[str]] = defaultdict(set)
-    stored_ids = sorted(r.id for r in touched if r.stored)
-    for part in _chunks(stored_ids):
+    for part in _chunks(sorted(r.id for r in touched if r.existed)):
         for incident_id, anomaly_id in session.execute(
             select(_LINKS.c.incident_id, _LINKS.c.anomaly_id).where(_LINKS.c.incident_id.in_(part))
         ):

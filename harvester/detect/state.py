@@ -98,28 +98,27 @@ class StateStore(Protocol):
 
 # --- Redis ---------------------------------------------------------------------------------
 
-# Both scripts take their work as one msgpack argument and answer with one msgpack string:
-# redis-py packs and parses every command and reply of a pipeline in Python, which cost more
-# than Redis spent on the commands (a batch reads and writes a few thousand hash fields).
-# Redis does the same commands in the same order; a script holds Redis while it runs, so
-# ``RedisStore`` splits very large batches.
+# Both scripts take their whole work as one msgpack argument and answer with one msgpack
+# string. redis-py packs every argument and parses every reply in Python, which cost more
+# than Redis spent on the commands (a batch claims, reads and writes a few thousand keys and
+# fields), so even the keys travel inside the argument rather than as KEYS. (The keys of a
+# batch span hash slots whichever way they are passed: this store is for a single Redis,
+# not a cluster.) Redis runs the same commands in the same order as separate calls would;
+# a script holds Redis while it runs, so ``RedisStore`` splits very large batches.
 
-# KEYS: ARGV[2] event claims, then one hash per read. ARGV[1]: the claims' TTL in seconds.
-# ARGV[3]: per read, its field names, or false for the whole hash.
-# Answer: {"1"/"0" per claim (SET NX: taken by this call), per read {HLEN, HMGET values} or
-# the HGETALL list}.
+# ARGV[1]: {claim TTL in seconds, claim keys, reads: {key, field names or false for all}}.
+# Answer: {"1"/"0" per claim (SET NX: taken by this call), per read {HLEN, HMGET values}
+# or the HGETALL list}.
 _CLAIM_AND_READ = """
-local ttl = ARGV[1]
-local n = tonumber(ARGV[2])
+local work = cmsgpack.unpack(ARGV[1])
+local ttl, keys, reads = work[1], work[2], work[3]
 local claimed = {}
-for i = 1, n do
-  claimed[i] = redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) and '1' or '0'
+for i, key in ipairs(keys) do
+  claimed[i] = redis.call('SET', key, '1', 'NX', 'EX', ttl) and '1' or '0'
 end
-local specs = cmsgpack.unpack(ARGV[3])
 local values = {}
-for j = 1, #KEYS - n do
-  local key = KEYS[n + j]
-  local fields = specs[j]
+for j, read in ipairs(reads) do
+  local key, fields = read[1], read[2]
   if fields == false then
     values[j] = redis.call('HGETALL', key)
   else
@@ -135,33 +134,30 @@ end
 return cmsgpack.pack({table.concat(claimed), values})
 """
 
-# KEYS: ARGV[2] claims to keep, then one hash per write. ARGV[1]: the claims' TTL in seconds.
-# ARGV[3]: per write {set, set_nx, incr (flat name/value lists), delete (names), ttl or false}.
-# Like a pipeline, a failing command does not stop the others; the last error is returned.
+# ARGV[1]: {claim TTL in seconds, claim keys, writes: {key, set, set_nx, incr (flat
+# name/value lists), delete (names), TTL or false}}. Like a pipeline, a failing command does
+# not stop the others; the last error is returned.
 _CONFIRM_AND_WRITE = """
 local failed = nil
 local function run(...)
   local reply = redis.pcall(...)
   if type(reply) == 'table' and reply.err then failed = reply.err end
 end
-local ttl = ARGV[1]
-local n = tonumber(ARGV[2])
-for i = 1, n do run('EXPIRE', KEYS[i], ttl) end
-local ops = cmsgpack.unpack(ARGV[3])
-for j = 1, #KEYS - n do
-  local key = KEYS[n + j]
-  local op = ops[j]
-  local set, set_nx, incr, delete = op[1], op[2], op[3], op[4]
+local work = cmsgpack.unpack(ARGV[1])
+local ttl, keys, writes = work[1], work[2], work[3]
+for _, key in ipairs(keys) do run('EXPIRE', key, ttl) end
+for _, op in ipairs(writes) do
+  local key, set, set_nx, incr, delete = op[1], op[2], op[3], op[4], op[5]
   for s = 1, #set, 1000 do run('HSET', key, unpack(set, s, math.min(s + 999, #set))) end
   for s = 1, #set_nx, 2 do run('HSETNX', key, set_nx[s], set_nx[s + 1]) end
   for s = 1, #incr, 2 do run('HINCRBY', key, incr[s], incr[s + 1]) end
   for s = 1, #delete, 1000 do
     run('HDEL', key, unpack(delete, s, math.min(s + 999, #delete)))
   end
-  if op[5] then run('EXPIRE', key, op[5]) end
+  if op[6] then run('EXPIRE', key, op[6]) end
 end
 if failed then return redis.error_reply(failed) end
-return #KEYS
+return #keys + #writes
 """
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -178,6 +174,7 @@ def _flat(mapping: dict[str, str]) -> list[str]:
 
 def _op(write: HashWrite) -> list[Any]:
     return [
+        write.key,
         _flat(write.set),
         _flat(write.set_nx),
         [item for name, amount in write.incr.items() for item in (name, str(amount))],
@@ -227,10 +224,8 @@ class RedisStore:
         taken: list[bool] = []
         values: list[HashValue] = []
         for part, some in self._pieces(keys, reads):
-            specs = [list(r.fields) if r.fields is not None else False for r in some]
-            raw = self._claim_and_read(
-                keys=[*part, *(r.key for r in some)], args=[ttl, len(part), _encode(specs)]
-            )
+            specs = [(r.key, r.fields if r.fields is not None else False) for r in some]
+            raw = self._claim_and_read(args=[_encode((ttl, part, specs))])
             claimed, replies = _decode(raw)
             taken.extend(flag == "1" for flag in claimed)
             values.extend(_value(r, reply) for r, reply in zip(some, replies, strict=True))
@@ -238,10 +233,7 @@ class RedisStore:
 
     def confirm_and_write(self, keys: Sequence[str], ttl: int, writes: Sequence[HashWrite]) -> None:
         for part, some in self._pieces(keys, writes):
-            self._confirm_and_write(
-                keys=[*part, *(w.key for w in some)],
-                args=[ttl, len(part), _encode([_op(w) for w in some])],
-            )
+            self._confirm_and_write(args=[_encode((ttl, part, [_op(w) for w in some]))])
 
     def claim(self, keys: Sequence[str], ttl: int) -> list[bool]:
         return self.claim_and_read(keys, ttl, ())[0]

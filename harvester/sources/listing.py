@@ -149,7 +149,7 @@ class ListingPolicy:
             "first_harvest_lookback": settings.first_harvest_lookback,
             # A queued object is redone only once its task must be dead: well past the
             # task's hard time limit and the broker's redelivery of it.
-            "requeue_timeout": max(timedelta(minutes=30), 3 * settings.task_time_limit),
+            "requeue_timeout": max(settings.requeue_after, 3 * settings.task_time_limit),
         }
         return cls(**(values | overrides))
 

@@ -311,6 +311,9 @@ def test_a_chain_that_grows_stays_one_incident(db_session: Session, clock: Fixed
     later = repo.save_anomalies(db_session, s.score_and_commit([key, stop]).anomalies, clock=clock)
     (incident,) = repo.correlate_incidents(db_session, later, clock=clock)
     assert len(incident.anomaly_ids) == 2
+    held = db_session.get(IncidentRecord, incident.id)  # the session now holds the record
+    assert held is not None
+    assert len(held.links) == 2
     # The reconnaissance before it arrives late: the chain starts earlier, same incident.
     earlier = repo.save_anomalies(db_session, s.score_and_commit(recon).anomalies, clock=clock)
     (grown,) = repo.correlate_incidents(db_session, earlier, clock=clock)
@@ -323,8 +326,27 @@ def test_a_chain_that_grows_stays_one_incident(db_session: Session, clock: Fixed
     assert (grown.title, grown.explanation) == (chain.title, chain.explanation)
     assert grown.title != incident.title
     assert (grown.first_seen, grown.last_seen) == (T0, incident.last_seen)
+    assert len(held.links) == 3
+    assert held.title == grown.title
     db_session.commit()
     assert repo.get_incident(db_session, incident_id=incident.id)[0] == grown
+
+
+def test_small_chunks_give_the_same_results(
+    db_session: Session, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repo, "_CHUNK", 2)
+    s = scorer(MemoryStore())
+    events = [
+        e for n in range(5) for e in _chain_events(f"p{n}@example.com", T0 + timedelta(hours=3 * n))
+    ]
+    found = s.score_and_commit(events).anomalies
+    stored = repo.save_anomalies(db_session, found, clock=clock)
+    assert stored == found
+    incidents = repo.correlate_incidents(db_session, stored, clock=clock)
+    assert [_content(i) for i in incidents] == [_content(i) for i in build_incidents(stored)]
+    identities = {a.identity for a in stored if a.identity}
+    assert repo.correlate_pending(db_session, identities, clock=clock) == incidents
 
 
 def test_correlate_pending_gives_the_incidents_of_per_batch_correlation(

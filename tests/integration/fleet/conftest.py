@@ -200,7 +200,10 @@ def fleet(pg_engine: Engine, aws: str, tmp_path: Path) -> Iterator[Fleet]:
             "HARVESTER_REDIS_URL": f"{server.url}/1",
             "HARVESTER_SECRET_KEY": SECRET,
             "HARVESTER_DISPATCH_INTERVAL": "1s",
-            "HARVESTER_TASK_TIME_LIMIT": "60s",
+            "HARVESTER_TASK_TIME_LIMIT": "30s",
+            # Lost in-flight messages (a restarted broker) are redone within the tests' time:
+            # after max(this, 3x the task time limit) = 90 s.
+            "HARVESTER_REQUEUE_AFTER": "1m",
             "HARVESTER_LOG_LEVEL": "INFO",
             "PYTHONPATH": str(REPO),
         }
