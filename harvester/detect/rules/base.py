@@ -159,3 +159,61 @@ def spec(
         parameters=dict(parameters or {}),
         dedup_window=dedup_window,
     )
+
+
+class RuleCatalog:
+    """One source's rules: ``spec`` declares a detector, ``rule`` registers its check.
+
+    The CloudTrail and Kubernetes rule modules each make one, so declaring and registering
+    works the same way for both.
+    """
+
+    def __init__(self, source: SourceKind) -> None:
+        self.source: SourceKind = source
+        self.rules: list[Rule] = []
+
+    def spec(
+        self,
+        id: str,
+        *,
+        title: str,
+        severity: Severity,
+        tactics: Iterable[str],
+        techniques: Iterable[str],
+        description: str,
+        **parameters: object,
+    ) -> DetectorSpec:
+        return spec(
+            id,
+            title=title,
+            severity=severity,
+            tactics=tactics,
+            techniques=techniques,
+            description=description,
+            source=self.source,
+            parameters=parameters,
+        )
+
+    def rule(
+        self,
+        detector: DetectorSpec,
+        *,
+        names: Iterable[str] | None = None,
+        resources: Iterable[str] | None = None,
+        failures: bool = False,
+        successes: bool = True,
+    ) -> Callable[[Check], Check]:
+        def register(check: Check) -> Check:
+            self.rules.append(
+                Rule(
+                    detector,
+                    check,
+                    names=frozenset(names) if names is not None else None,
+                    resources=frozenset(resources) if resources is not None else None,
+                    failures=failures,
+                    successes=successes,
+                )
+            )
+            return check
+
+        return register

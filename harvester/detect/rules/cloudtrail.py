@@ -27,57 +27,15 @@ from harvester.detect.features import (
     ua_family,
 )
 from harvester.detect.model import DetectorSpec, Hit, Severity
-from harvester.detect.rules.base import Rule, RuleConfig, Subject, base_name, spec
+from harvester.detect.rules.base import Rule, RuleCatalog, RuleConfig, Subject, base_name
 
 __all__ = ["RULES"]
 
-RULES: list[Rule] = []
 
-
-def _spec(
-    id: str,
-    *,
-    title: str,
-    severity: Severity,
-    tactics: Iterable[str],
-    techniques: Iterable[str],
-    description: str,
-    **parameters: object,
-) -> DetectorSpec:
-    return spec(
-        id,
-        title=title,
-        severity=severity,
-        tactics=tactics,
-        techniques=techniques,
-        description=description,
-        source="cloudtrail",
-        parameters=parameters,
-    )
-
-
-def rule(
-    detector: DetectorSpec,
-    *,
-    names: Iterable[str] | None = None,
-    failures: bool = False,
-    successes: bool = True,
-) -> Callable[[Callable[[Subject, RuleConfig], Hit | None]], Callable[..., Hit | None]]:
-    def register(
-        check: Callable[[Subject, RuleConfig], Hit | None],
-    ) -> Callable[..., Hit | None]:
-        RULES.append(
-            Rule(
-                detector,
-                check,
-                names=frozenset(names) if names is not None else None,
-                failures=failures,
-                successes=successes,
-            )
-        )
-        return check
-
-    return register
+_CATALOG = RuleCatalog("cloudtrail")
+RULES: list[Rule] = _CATALOG.rules
+_spec = _CATALOG.spec
+rule = _CATALOG.rule
 
 
 @dataclass(frozen=True, slots=True)

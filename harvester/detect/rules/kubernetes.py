@@ -8,7 +8,7 @@ so the rules speak about what people and new workloads do.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,63 +18,22 @@ from harvester.detect.features import (
     is_control_plane_user,
     is_public_ip,
 )
-from harvester.detect.model import DetectorSpec, Hit, Severity
-from harvester.detect.rules.base import Rule, RuleConfig, Subject, spec
+from harvester.detect.model import Hit, Severity
+from harvester.detect.rules.base import Rule, RuleCatalog, RuleConfig, Subject
 from harvester.events import Event
 
 __all__ = ["RULES"]
 
-RULES: list[Rule] = []
 
 _SYSTEM_NAMESPACES = frozenset(("kube-system", "kube-public", "kube-node-lease"))
 _WRITE_VERBS = frozenset(("create", "update", "patch", "delete", "deletecollection"))
 _SUBMIT_VERBS = frozenset(("create", "update", "patch"))
 
 
-def _spec(
-    id: str,
-    *,
-    title: str,
-    severity: Severity,
-    tactics: Iterable[str],
-    techniques: Iterable[str],
-    description: str,
-    **parameters: object,
-) -> DetectorSpec:
-    return spec(
-        id,
-        title=title,
-        severity=severity,
-        tactics=tactics,
-        techniques=techniques,
-        description=description,
-        source="eks",
-        parameters=parameters,
-    )
-
-
-def rule(
-    detector: DetectorSpec,
-    *,
-    resources: Iterable[str] | None = None,
-    failures: bool = False,
-    successes: bool = True,
-) -> Callable[[Callable[[Subject, RuleConfig], Hit | None]], Callable[..., Hit | None]]:
-    def register(
-        check: Callable[[Subject, RuleConfig], Hit | None],
-    ) -> Callable[..., Hit | None]:
-        RULES.append(
-            Rule(
-                detector,
-                check,
-                resources=frozenset(resources) if resources is not None else None,
-                failures=failures,
-                successes=successes,
-            )
-        )
-        return check
-
-    return register
+_CATALOG = RuleCatalog("eks")
+RULES: list[Rule] = _CATALOG.rules
+_spec = _CATALOG.spec
+rule = _CATALOG.rule
 
 
 def _user(event: Event) -> str:
