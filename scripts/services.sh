@@ -8,11 +8,16 @@ SERVICES_DIR=""
 PRIVATE_PIDS=()
 
 stop_private_services() {
+  # Keeps the script's exit status: the trap must not turn a pass into a failure.
+  local status=$?
   if [ -n "${PG_PRIVATE_DATA:-}" ]; then
     run_as_pg "$PG_CTL" -D "$PG_PRIVATE_DATA" -m immediate stop >/dev/null 2>&1 || true
   fi
-  for pid in "${PRIVATE_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  [ -n "$SERVICES_DIR" ] && rm -rf "$SERVICES_DIR"
+  for pid in "${PRIVATE_PIDS[@]:-}"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
+  if [ -n "$SERVICES_DIR" ]; then rm -rf "$SERVICES_DIR"; fi
+  exit "$status"
 }
 trap stop_private_services EXIT
 
