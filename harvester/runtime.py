@@ -22,6 +22,7 @@ from harvester.db.engine import make_engine, session_factory
 from harvester.detect.engine import EngineConfig, Scorer
 from harvester.detect.repository import inventory_rule_config
 from harvester.detect.state import MemoryStore, RedisStore, StateStore
+from harvester.fleet import FleetTiming
 from harvester.integrity.keys import KeyCache
 from harvester.locks import Leases, LocalLeases, RedisLeases
 from harvester.metrics import aws_event_hooks
@@ -98,7 +99,7 @@ class Runtime:
                 dedup_ttl=self.settings.lateness_window + timedelta(hours=1),
                 # Shorter than the broker's visibility timeout, or a redelivered batch would
                 # find its dead worker's claims and score nothing.
-                processing_ttl=timedelta(minutes=6),
+                processing_ttl=FleetTiming.from_settings(self.settings).score_claim_ttl,
             )
             self._scorer = Scorer(store=self._store, config=config, clock=self.clock)
             self._scorer_built = now
