@@ -15,6 +15,7 @@ for everything), ``evaluate`` turns what was read into hits and writes (one pipe
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,9 @@ class Observation(msgspec.Struct, frozen=True, gc=False):
     scope: str | None = None
 
 
+Observe = Callable[[Event, Facts], Sequence[Observation]]
+
+
 @dataclass(frozen=True, slots=True)
 class Novelty:
     """A first-seen detector.
@@ -158,12 +162,16 @@ class Novelty:
 
     spec: DetectorSpec
     short: str
-    observe: Callable[[Event, Facts], Sequence[Observation]]
+    observe: Observe
     judge: Callable[[Event, str, Baseline], Hit | None]
     max_members: int = 256
     diverse_at: int | None = None
     untrained: Callable[[Event, str], bool] | None = None
     label: str = "values"
+    # ``observe`` reads nothing of the event but its facts and the fields they come from
+    # (principal, source, account, user agent; the address only through ``facts.network``):
+    # then it runs once per batch for each combination of them.
+    facts_only: bool = False
 
 
 @dataclass(slots=True)
@@ -175,13 +183,23 @@ class Finding:
     sample_label: str = ""
 
 
+# The first time a group saw a member: (event time, order of arrival, event, observation).
+_First = tuple[datetime, int, Event, Observation]
+
+
 @dataclass(slots=True)
 class _Group:
+    """One entity's baseline in a batch: each member it showed, with where it first did.
+
+    ``evaluate`` looks at a member once, at its earliest event (the first to arrive among
+    equals), so that is all a batch keeps of it; ``members`` is in order of first arrival
+    (the fields read).
+    """
+
     novelty: int
     entity: str
     key: str
-    items: list[tuple[Event, Observation]] = field(default_factory=list)
-    members: dict[str, None] = field(default_factory=dict)
+    members: dict[str, _First] = field(default_factory=dict)
 
 
 class NoveltyFamily:
@@ -203,30 +221,60 @@ class NoveltyFamily:
                 self._by_source.setdefault(source, []).append((index, novelty))
 
     def prepare(self, events: Sequence[Event]) -> tuple[list[_Group], list[HashRead]]:
-        # Per-event loop: kept lean (one dict of groups per detector, observers bound once).
+        # The per-event loop is the costliest part of scoring: everything that does not
+        # depend on the event is bound once per batch, what depends only on the facts key
+        # below is worked out once per key, and a member seen again costs a comparison.
         ordered: list[_Group] = []
         groups: list[dict[str, _Group]] = [{} for _ in self.novelties]
-        observers = {
-            source: [(index, novelty.observe, groups[index]) for index, novelty in pairs]
-            for source, pairs in self._by_source.items()
-        }
-        # Facts depend on these fields only, and a batch repeats the same few principals.
-        known: dict[tuple[object, ...], Facts] = {}
+        prefix, novelties = self._prefix, self.novelties
+        arrival = itertools.count()
+        # Every observer of a source in catalog order, for the first event of a facts key
+        # (True: facts-only), and those that run for every event.
+        first: dict[str, list[tuple[int, Observe, dict[str, _Group], bool]]] = {}
+        every: dict[str, list[tuple[int, Observe, dict[str, _Group], bool]]] = {}
+        for source, pairs in self._by_source.items():
+            first[source] = [(i, n.observe, groups[i], n.facts_only) for i, n in pairs]
+            every[source] = [(i, n.observe, groups[i], False) for i, n in pairs if not n.facts_only]
+        # Facts depend on these fields only (the address through its network), and a batch
+        # repeats the same few principals: facts, and what facts-only detectors observe
+        # (as group members and observations), are worked out once per key.
+        known: dict[tuple[object, ...], tuple[Facts, list[tuple[dict[str, _First], Observation]]]]
+        known = {}
+        networks: dict[str | None, str | None] = {}
         for event in events:
-            seen = (event.principal, event.source, event.account, event.source_ip, event.user_agent)
-            facts = known.get(seen)
-            if facts is None:
-                facts = known[seen] = Facts.of(event)
-            for index, observe, mine in observers.get(event.source, ()):
+            source = event.source
+            when = event.time
+            ip = event.source_ip
+            try:
+                network = networks[ip]
+            except KeyError:
+                network = networks[ip] = network_of(ip)
+            seen = (event.principal, source, event.account, network, event.user_agent)
+            entry = known.get(seen)
+            if entry is None:
+                facts = Facts.of(event)
+                fixed: list[tuple[dict[str, _First], Observation]] = []
+                known[seen] = (facts, fixed)
+                observers = first.get(source, ())
+            else:
+                facts, fixed = entry
+                for members, obs in fixed:
+                    if when < members[obs.member][0]:
+                        members[obs.member] = (when, next(arrival), event, obs)
+                observers = every.get(source, ())
+            for index, observe, mine, keep in observers:
                 for obs in observe(event, facts):
                     group = mine.get(obs.entity)
                     if group is None:
-                        short = self.novelties[index].short
-                        key = f"{self._prefix}nv:{short}:{stable_digest(obs.entity)}"
+                        key = f"{prefix}nv:{novelties[index].short}:{stable_digest(obs.entity)}"
                         group = mine[obs.entity] = _Group(index, obs.entity, key)
                         ordered.append(group)
-                    group.items.append((event, obs))
-                    group.members[obs.member] = None
+                    members = group.members
+                    known_first = members.get(obs.member)
+                    if known_first is None or when < known_first[0]:
+                        members[obs.member] = (when, next(arrival), event, obs)
+                    if keep:
+                        fixed.append((members, obs))
         reads = [HashRead(g.key, (*_META, *g.members)) for g in ordered]
         return ordered, reads
 
@@ -240,8 +288,10 @@ class NoveltyFamily:
             novelty = self.novelties[group.novelty]
             stored = value.values
             size = value.size - sum(1 for m in _META if m in stored)
-            group.items.sort(key=lambda item: item[0].time)
-            first = group.items[0][0].time
+            # Members in the order their first events happened (then arrived): time and
+            # arrival never tie, so events are never compared.
+            firsts = sorted(group.members.values())
+            first = firsts[0][0]
             born = _when(stored.get(BORN))
             op = HashWrite(group.key, ttl=self._ttl)
             if born is None or first < born:
@@ -250,12 +300,10 @@ class NoveltyFamily:
             touched = _when(stored.get(TOUCHED))
             if touched is None or wall - _epoch(touched) > 86400:
                 op.set[TOUCHED] = str(wall)
-            seen: set[str] = {m for m in group.members if m in stored}
-            for event, obs in group.items:
+            for _, _, event, obs in firsts:
                 member = obs.member
-                if member in seen:
+                if member in stored:
                     continue
-                seen.add(member)
                 trained = event.time - born >= self._learning
                 quiet = size >= novelty.max_members or (
                     novelty.diverse_at is not None and size >= novelty.diverse_at
@@ -886,6 +934,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_network,
         diverse_at=24,
         label="networks",
+        facts_only=True,
     ),
     Novelty(
         behaviour_spec(
@@ -956,6 +1005,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_agent,
         diverse_at=8,
         label="tools",
+        facts_only=True,
     ),
     Novelty(
         behaviour_spec(
@@ -974,6 +1024,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_key,
         diverse_at=16,
         label="networks",
+        facts_only=True,
     ),
     Novelty(
         behaviour_spec(
@@ -995,6 +1046,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         diverse_at=32,
         untrained=_instance_untrained,
         label="networks and tools",
+        facts_only=True,
     ),
     Novelty(
         behaviour_spec(
