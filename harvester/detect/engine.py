@@ -53,6 +53,7 @@ from harvester.detect.model import (
     stable_digest,
 )
 from harvester.detect.rules import ALL_RULES, Rule, RuleConfig, Subject, base_name
+from harvester.detect.rules.base import Check
 from harvester.detect.state import HashRead, HashValue, HashWrite, MemoryStore, StateStore
 from harvester.events import Event
 
@@ -221,6 +222,10 @@ def _narrowed(
     return [value for value in out if value is not None]
 
 
+# The checks of the rules an event may trigger, with their declarations.
+_Checks = tuple[tuple[DetectorSpec, Check], ...]
+
+
 @dataclass(slots=True)
 class _Draft:
     spec: DetectorSpec
@@ -279,7 +284,13 @@ class Scorer:
                         self._by_resource.setdefault(resource, []).append(rule)
                 else:
                     self._any[source].append(rule)
-        self._candidates: dict[tuple[str, str, bool], tuple[Rule, ...]] = {}
+        # The rules an event may trigger, by source, outcome (failed, succeeded) and the
+        # event's own name or resource: filled as names show up, so the per-event lookup is
+        # one dict get without base_name().
+        self._candidates: dict[str, tuple[dict[str | None, _Checks], dict[str | None, _Checks]]] = {
+            "cloudtrail": ({}, {}),
+            "eks": ({}, {}),
+        }
 
     # --- the batch ---------------------------------------------------------------------------
 
@@ -287,13 +298,19 @@ class Scorer:
         self, events: Sequence[Event], *, suppressions: Sequence[SuppressionRule] = ()
     ) -> ScoreResult:
         cfg = self.config
-        claims = [self._claim_key(e) for e in events]
+        claims = self._claim_keys(events)
         # Claims and state travel in one round trip, so the state a batch needs is worked out
         # before the claims answer which events are new: from every event, on the bet that a
         # batch is new (a redelivery is the rare case, and then only the new events count).
-        final = [i for i, e in enumerate(events) if _final(e)]
+        # A request logged before it was authorized says nothing yet; later stages of one
+        # request share its audit id, so the claim keeps whichever stage arrives first.
+        final = [
+            i
+            for i, e in enumerate(events)
+            if e.source != "eks" or e.event_type != "RequestReceived"
+        ]
         candidates = [events[i] for i in final]
-        checked = [self._rules(e) for e in candidates]
+        checked = self._check(candidates)
         plan = self._plan(candidates, [f for found, _ in checked for f in found])
         taken, values = self.store.claim_and_read(
             claims, int(cfg.processing_ttl.total_seconds()), plan.reads
@@ -366,48 +383,63 @@ class Scorer:
         result.commit()
         return result
 
-    def _claim_key(self, event: Event) -> str:
-        return f"{self.config.key_prefix}seen:{stable_digest(event.source, event.id)[:24]}"
+    def _claim_keys(self, events: Sequence[Event]) -> list[str]:
+        """The key that claims each event: ``<prefix>seen:<digest of source and id>``."""
+        prefix = f"{self.config.key_prefix}seen:"
+        digest = stable_digest
+        return [prefix + digest(e.source, e.id)[:24] for e in events]
 
     # --- rules ---------------------------------------------------------------------------------
 
-    def _candidates_for(self, event: Event) -> tuple[Rule, ...]:
+    def _candidates_for(self, event: Event) -> _Checks:
         """The rules an event may trigger: indexed by name or resource, and by outcome."""
-        if event.source == "eks":
-            token = event.action.resource or ""
-            index = self._by_resource
-        else:
-            token = base_name(event.action.name)
-            index = self._by_name
+        source = event.source
         success = event.outcome.success
-        cache_key = (event.source, token, success)
-        found = self._candidates.get(cache_key)
+        if source == "eks":
+            raw: str | None = event.action.resource
+            token, index = raw or "", self._by_resource
+        else:
+            raw = event.action.name
+            token, index = base_name(raw), self._by_name
+        known = self._candidates.setdefault(source, ({}, {}))[success]
+        found = known.get(raw)
         if found is None:
-            found = tuple(
-                rule
-                for rule in (*index.get(token, ()), *self._any.get(event.source, ()))
+            found = known[raw] = tuple(
+                (rule.spec, rule.check)
+                for rule in (*index.get(token, ()), *self._any.get(source, ()))
                 if (rule.successes if success else rule.failures)
             )
-            self._candidates[cache_key] = found
         return found
 
-    def _rules(self, event: Event) -> tuple[list[Finding], int]:
-        candidates = self._candidates_for(event)
-        if not candidates:
-            return [], 0
-        subject = Subject(event)
+    def _check(self, events: Sequence[Event]) -> list[tuple[Sequence[Finding], int]]:
+        """Rule findings and check errors of each event (this loop runs for every event)."""
         config = self.config.rules
-        out: list[Finding] = []
-        errors = 0
-        for rule in candidates:
-            try:
-                hit = rule.check(subject, config)
-            except _RULE_ERRORS:
-                errors += 1
+        tables = self._candidates
+        out: list[tuple[Sequence[Finding], int]] = []
+        nothing: tuple[Sequence[Finding], int] = ((), 0)
+        for event in events:
+            source = event.source
+            name = event.action.resource if source == "eks" else event.action.name
+            known = tables.get(source)
+            found = None if known is None else known[event.outcome.success].get(name)
+            if found is None:
+                found = self._candidates_for(event)
+            if not found:
+                out.append(nothing)
                 continue
-            if hit is not None:
-                out.append(Finding(rule.spec, hit, [event]))
-        return out, errors
+            subject = Subject(event)
+            findings: list[Finding] = []
+            errors = 0
+            for spec, check in found:
+                try:
+                    hit = check(subject, config)
+                except _RULE_ERRORS:
+                    errors += 1
+                    continue
+                if hit is not None:
+                    findings.append(Finding(spec, hit, [event]))
+            out.append((findings, errors) if findings or errors else nothing)
+        return out
 
     def _routine_key(self, finding: Finding) -> str:
         entity = _identity(finding.events[0])
@@ -530,12 +562,6 @@ class Scorer:
             mitre_tactics=hit.tactics or draft.spec.tactics,
             mitre_techniques=draft.spec.techniques,
         )
-
-
-def _final(event: Event) -> bool:
-    # A request logged before it was authorized says nothing yet; later stages of one request
-    # share its audit id, so the claim keeps whichever stage arrives first.
-    return event.source != "eks" or event.event_type != "RequestReceived"
 
 
 def _identity(event: Event) -> str:
