@@ -127,6 +127,11 @@ class ContentReader:
             first += self._pull()
         if not first:
             raise CorruptObjectError("empty", "the object has no content", byte_offset=0)
+        if len(first) < len(GZIP_MAGIC) and GZIP_MAGIC.startswith(first):
+            # The object ends inside the gzip magic: a gzip object cut short, not bad JSON.
+            raise CorruptObjectError(
+                "truncated", "the object ends inside its gzip header", byte_offset=0
+            )
         self.is_gzip = first.startswith(GZIP_MAGIC)
         self._input = first
 
@@ -183,6 +188,13 @@ class ContentReader:
             if not more:
                 break
             self._input += more
+        if len(self._input) < len(GZIP_MAGIC) and GZIP_MAGIC.startswith(self._input):
+            # The object ends inside the next member's magic: cut short, not foreign bytes.
+            raise CorruptObjectError(
+                "truncated",
+                f"the content ends inside the header of gzip member {self.gzip_members + 1}",
+                byte_offset=self.uncompressed_bytes,
+            )
         if not self._input.startswith(GZIP_MAGIC):
             raise CorruptObjectError(
                 "bad_gzip",
