@@ -110,13 +110,16 @@ def account_of(params: dict[str, Any]) -> str | None:
 @dataclass
 class RequestTally:
     """S3 calls by (account, kind): kind is ``LIST`` (scope listing), ``LIST-discovery``
-    (a delimiter listing of folders), ``GET`` or the operation's own name."""
+    (a delimiter listing of folders), ``LIST-digest`` (a listing under ``CloudTrail-Digest/``:
+    the integrity check's, once an hour per source), ``GET`` or the operation's own name."""
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def record(self, operation: str, params: dict[str, Any]) -> None:
         account = account_of(params) or "?"
-        if operation == "ListObjectsV2":
+        if operation == "ListObjectsV2" and "/CloudTrail-Digest/" in str(params.get("Prefix")):
+            kind = "LIST-digest"
+        elif operation == "ListObjectsV2":
             kind = "LIST-discovery" if params.get("Delimiter") else "LIST"
         elif operation == "GetObject":
             kind = "GET"

@@ -19,7 +19,9 @@ Four measurements, one run, one table:
 2. S3 requests per cycle in steady state, in-process on the embedded path
    (``harvester.embedded.run_cycle``, ``Runtime.build(settings, embedded=True)``), counted
    by a botocore ``before-parameter-build.s3`` hook: a first cycle with new data, a cycle
-   with a few new objects, an idle cycle.
+   with a few new objects, an idle cycle. Listings under ``CloudTrail-Digest/`` are the
+   integrity check's (one discovery and one LIST per region, at most once an hour per
+   source) and are shown in their own column, apart from the harvest's.
 3. The score queue alone: a producer process sends pre-built batches of 1,000 realistic
    events (``BatchBuilder``) with ``app.send_task("score.batch", (body,))`` (the project's
    msgpack serializer) to one Redis; a consumer process reads them with kombu's Redis
@@ -592,7 +594,8 @@ class CycleRequests:
                 return False
             if self.counts.get((account, "GET"), 0) != new:
                 return False
-        known = {"LIST", "LIST-discovery", "GET"}
+        # Digest listings are the integrity check's (hourly), shown apart from the harvest's.
+        known = {"LIST", "LIST-discovery", "LIST-digest", "GET"}
         return all(kind in known for _, kind in self.counts)
 
 
@@ -693,7 +696,7 @@ def run_requests(*, work: Path, redis_url: str) -> list[CycleRequests]:
 def print_requests(cycles: list[CycleRequests]) -> None:
     header = (
         f"  {'cycle':<20} {'source (account)':<17} {'new':>4} {'LIST disc.':>10} "
-        f"{'LIST':>5} {'GET':>4}  other"
+        f"{'LIST':>5} {'GET':>4} {'digest LIST':>11}  other"
     )
     print(header)
     for cycle in cycles:
@@ -701,13 +704,14 @@ def print_requests(cycles: list[CycleRequests]) -> None:
             other = {
                 kind: n
                 for (acct, kind), n in cycle.counts.items()
-                if acct == account and kind not in ("LIST", "LIST-discovery", "GET")
+                if acct == account and kind not in ("LIST", "LIST-discovery", "LIST-digest", "GET")
             }
             print(
                 f"  {cycle.name:<20} {account:<17} {new:>4} "
                 f"{cycle.counts.get((account, 'LIST-discovery'), 0):>10} "
                 f"{cycle.counts.get((account, 'LIST'), 0):>5} "
-                f"{cycle.counts.get((account, 'GET'), 0):>4}  {other or ''}"
+                f"{cycle.counts.get((account, 'GET'), 0):>4} "
+                f"{cycle.counts.get((account, 'LIST-digest'), 0):>11}  {other or ''}"
             )
         strays = {k: n for k, n in cycle.counts.items() if k[0] not in cycle.new}
         if strays:
@@ -720,11 +724,13 @@ def requests_figures(cycles: list[CycleRequests]) -> list[Figure]:
         lists = max(cycle.counts.get((a, "LIST"), 0) for a in cycle.new)
         discovery = max(cycle.counts.get((a, "LIST-discovery"), 0) for a in cycle.new)
         gets = sum(cycle.counts.get((a, "GET"), 0) for a in cycle.new)
+        digest = max(cycle.counts.get((a, "LIST-digest"), 0) for a in cycle.new)
         new = sum(cycle.new.values())
         figures.append(
             Figure(
                 f"S3 per source, {cycle.name} cycle",
-                f"LIST {lists} + {discovery} discovery; GET {gets} for {new} new",
+                f"LIST {lists} + {discovery} discovery; GET {gets} for {new} new"
+                + (f" (+ {digest} digest LIST, integrity, hourly)" if digest else ""),
                 f"LIST {len(REGIONS)} (1/region) + 1; GET = new",
                 cycle.ok(len(REGIONS)),
             )

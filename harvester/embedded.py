@@ -13,7 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from harvester.pipeline import dispatch_due, harvest_objects, harvest_source, score_batch
+from harvester.pipeline import (
+    correlate,
+    dispatch_due,
+    harvest_objects,
+    harvest_source,
+    score_batch,
+)
 from harvester.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,7 @@ class CycleResult:
     corrupt: int = 0
     failed: int = 0
     anomalies: int = 0
+    incidents: int = 0  # made or extended by this cycle's correlation pass
     degraded: list[str] = field(default_factory=list)
 
 
@@ -57,6 +64,7 @@ def run_cycle(rt: Runtime, *, on_object: Callable[[str, int], None] | None = Non
                 result.failed += item.status in ("failed", "missing")
                 if on_object is not None:
                     on_object(item.key, item.events)
+    result.incidents = correlate(rt).incidents
     return result
 
 

@@ -45,6 +45,7 @@ from harvester.parse.errors import REASONS
 if TYPE_CHECKING:
     from redis import Redis
 
+    from harvester.correlation import CorrelationRun
     from harvester.detect.model import Anomaly
     from harvester.detect.repository import StoreSummary
     from harvester.pipeline import DispatchResult, ObjectResult, ObjectsResult, SourceRunResult
@@ -110,7 +111,14 @@ S3_OUTCOMES: Final = ("ok", *ERROR_CODES)
 # the logical name, so dashboards do not depend on an installation's choice.
 QUEUES: Final = ("harvest", "score")
 QUEUE_LABELS: Final = (*QUEUES, OTHER)
-TASKS: Final = ("harvest.dispatch", "harvest.source", "harvest.object", "score.batch", OTHER)
+TASKS: Final = (
+    "harvest.dispatch",
+    "harvest.source",
+    "harvest.object",
+    "score.batch",
+    "score.correlate",
+    OTHER,
+)
 SEVERITIES: Final = (*(s.value for s in Severity), OTHER)
 SCORE_OUTCOMES: Final = ("ok", "detector_errors")
 SCORE_EVENT_OUTCOMES: Final = ("scored", "duplicate")
@@ -373,6 +381,11 @@ def record_score(
         ANOMALIES.labels(
             detector=detector_label(anomaly.detector), severity=severity_label(anomaly.severity)
         ).inc()
+
+
+def record_correlation(run: CorrelationRun) -> None:
+    """Record a ``score.correlate`` pass (score batches no longer count incidents)."""
+    SCORE_OUTPUTS.labels(output="incidents").inc(run.incidents)
 
 
 def record_dispatch(result: DispatchResult, now: datetime, *, queue: str = "harvest") -> None:

@@ -23,6 +23,7 @@ from harvester.aws.errors import AwsError, NoSuchKey, ObjectChanged
 from harvester.aws.identity import SourceInfo, source_info_from_row
 from harvester.aws.s3 import open_object
 from harvester.batches import BatchBuilder, decode_batch
+from harvester.correlation import CorrelationRun, correlate_marked
 from harvester.db.models import Cursor, ProcessedObject, Source
 from harvester.detect.repository import StoreSummary, score_and_store
 from harvester.integrity.keys import CloudTrailPublicKeys
@@ -536,11 +537,22 @@ def score_batch(rt: Runtime, *, body: bytes) -> StoreSummary:
     """Decode a batch once, score it, store anomalies and incidents.
 
     Redelivered batches change nothing: the scorer de-duplicates event ids and anomalies are
-    upserted by their dedup key.
+    upserted by their dedup key. Incidents are left to ``correlate`` (``score.correlate``).
     """
     events = decode_batch(body)
     with rt.sessions() as session:
-        return score_and_store(session, rt.scorer, events)
+        return score_and_store(
+            session,
+            rt.scorer,
+            events,
+            suppressions=rt.suppressions(),
+            defer=rt.pending.mark,
+        )
+
+
+def correlate(rt: Runtime) -> CorrelationRun:
+    """Chain the anomalies that scored batches left pending into incidents."""
+    return correlate_marked(rt.sessions, rt.pending, clock=rt.clock)
 
 
 # --- backfill ---------------------------------------------------------------------------------

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from harvester.aws.session import ClientSettings, SessionFactory
 from harvester.clock import Clock, utcnow
+from harvester.correlation import MemoryPending, PendingIdentities, RedisPending
 from harvester.crypto import SecretBox, secret_box
 from harvester.db.engine import make_engine, session_factory
+from harvester.detect import SuppressionRule
 from harvester.detect.engine import EngineConfig, Scorer
-from harvester.detect.repository import inventory_rule_config
+from harvester.detect.repository import active_suppressions, inventory_rule_config
 from harvester.detect.state import MemoryStore, RedisStore, StateStore
 from harvester.fleet import FleetTiming
 from harvester.integrity.keys import KeyCache
@@ -29,6 +31,8 @@ from harvester.metrics import aws_event_hooks
 from harvester.settings import Settings
 
 SCORER_REFRESH_SECONDS = 300.0
+# A suppression added in the console silences its detector within this many seconds.
+SUPPRESSIONS_REFRESH_SECONDS = 60.0
 
 
 @dataclass
@@ -40,6 +44,8 @@ class Runtime:
     embedded: bool = False
     _scorer: Scorer | None = field(default=None, init=False, repr=False)
     _scorer_built: float = field(default=0.0, init=False, repr=False)
+    _suppressions: list[SuppressionRule] | None = field(default=None, init=False, repr=False)
+    _suppressions_read: float = field(default=0.0, init=False, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock = utcnow, embedded: bool = False) -> Runtime:
@@ -81,6 +87,23 @@ class Runtime:
     @cached_property
     def _store(self) -> StateStore:
         return MemoryStore() if self.embedded else RedisStore(self.redis)
+
+    @cached_property
+    def pending(self) -> PendingIdentities:
+        """Identities whose anomalies wait for ``score.correlate``."""
+        return MemoryPending() if self.embedded else RedisPending(self.redis)
+
+    def suppressions(self) -> list[SuppressionRule]:
+        """The suppressions in force, read once a minute rather than once per batch."""
+        now = monotonic()
+        if (
+            self._suppressions is None
+            or now - self._suppressions_read > SUPPRESSIONS_REFRESH_SECONDS
+        ):
+            with self.sessions() as session:
+                self._suppressions = active_suppressions(session, now=self.clock())
+            self._suppressions_read = now
+        return self._suppressions
 
     @property
     def scorer(self) -> Scorer:

@@ -94,7 +94,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "harvest.dispatch",
                 "schedule": timing.dispatch_interval,
                 "options": {"expires": timing.dispatch_interval},
-            }
+            },
+            # Incidents of the anomalies scored since the last pass (harvester.correlation).
+            "correlate": {
+                "task": "score.correlate",
+                "schedule": timing.dispatch_interval,
+                "options": {"expires": timing.dispatch_interval},
+            },
         },
         "beat_scheduler": "schedules.scheduler:LeaderScheduler",
         "beat_max_loop_interval": min(5.0, timing.dispatch_interval),

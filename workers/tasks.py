@@ -9,7 +9,13 @@ from time import perf_counter
 from typing import Any
 
 from harvester import metrics
-from harvester.pipeline import dispatch_due, harvest_objects, harvest_source, score_batch
+from harvester.pipeline import (
+    correlate,
+    dispatch_due,
+    harvest_objects,
+    harvest_source,
+    score_batch,
+)
 from workers.app import app, runtime, timing
 from workers.base import harvester_task
 
@@ -50,6 +56,13 @@ def score_batch_task(body: bytes) -> dict[str, Any]:
     summary = score_batch(runtime(), body=body)
     metrics.record_score(summary, perf_counter() - started)
     return asdict(summary)
+
+
+@harvester_task(name="score.correlate", queue="score", max_retries=0)
+def correlate_task() -> dict[str, Any]:
+    run = correlate(runtime())
+    metrics.record_correlation(run)
+    return asdict(run)
 
 
 def _enqueue_sources(due: Sequence[tuple[int, timedelta]]) -> None:

@@ -15,7 +15,7 @@ from harvester.cli.output import console, print_table
 from harvester.embedded import run_cycle, run_forever
 from harvester.inventory import service
 from harvester.inventory import validation as v
-from harvester.pipeline import harvest_objects, plan_backfill, score_batch
+from harvester.pipeline import correlate, harvest_objects, plan_backfill, score_batch
 from harvester.runtime import Runtime
 from harvester.settings import load_settings
 
@@ -168,6 +168,7 @@ def backfill(
             score_batch(rt, body=body)
 
         done = harvest_objects(rt, source_id=source_id, objects=pairs, emit=emit)
+        correlate(rt)
         summary = done.summary()
         print_table(
             "Backfill",

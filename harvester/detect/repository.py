@@ -20,7 +20,7 @@ state second.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import zip_longest
@@ -851,6 +851,7 @@ def score_and_store(
     incident_window: timedelta = timedelta(hours=1),
     correlate: bool = True,
     suppressions: Sequence[SuppressionRule] | None = None,
+    defer: Callable[[Sequence[str]], None] | None = None,
 ) -> StoreSummary:
     """Score a batch, store its anomalies (and incidents), commit, then commit detector state.
 
@@ -859,8 +860,10 @@ def score_and_store(
     between the two commits, the upsert absorbs the repeat.
 
     ``correlate=False`` leaves incidents to ``correlate_pending`` over the identities this
-    returns. ``suppressions`` are the rules in force, for a caller that caches them; they are
-    read from the database when None.
+    returns; ``defer`` does the same and hands it those identities before the commit, so a
+    process that dies after the commit cannot forget them (``harvester.correlation``).
+    ``suppressions`` are the rules in force, for a caller that caches them; they are read
+    from the database when None.
     """
     clock = scorer.clock
     if suppressions is None:
@@ -873,9 +876,11 @@ def score_and_store(
         identities = tuple(sorted({a.identity for a in stored if a.identity}))
         incidents = (
             correlate_incidents(session, stored, clock=clock, window=incident_window)
-            if correlate
+            if correlate and defer is None
             else []
         )
+        if defer is not None and identities:
+            defer(identities)
         session.commit()
     except BaseException:
         session.rollback()
