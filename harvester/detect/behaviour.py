@@ -628,11 +628,12 @@ def _judge_network(event: Event, member: str, base: Baseline) -> Hit | None:
 
 
 def _regional(event: Event, facts: Facts) -> bool:
+    # The facts first: they settle most events without reading the event.
     return (
-        event.source == "cloudtrail"
-        and bool(event.region)
-        and not facts.skip
+        not facts.skip
         and facts.network is not None
+        and event.source == "cloudtrail"
+        and bool(event.region)
         and event.action.service not in _GLOBAL_SERVICES
         and event.action.name not in _GLOBAL_CALLS
     )
@@ -647,11 +648,8 @@ def _observe_region_principal(event: Event, facts: Facts) -> Sequence[Observatio
 def _observe_region_account(event: Event, facts: Facts) -> Sequence[Observation]:
     if not event.account or not _regional(event, facts):
         return ()
-    return (
-        Observation(
-            f"account:{event.account}", event.region or "", scope=f"account:{event.account}"
-        ),
-    )
+    account = f"account:{event.account}"
+    return (Observation(account, event.region or "", account),)
 
 
 def _judge_region_principal(event: Event, member: str, base: Baseline) -> Hit | None:
@@ -1093,6 +1091,8 @@ NOVELTIES: tuple[Novelty, ...] = (
 
 
 def _denied(event: Event) -> str | None:
+    if event.source == "cloudtrail" and not event.outcome.error_code:
+        return None  # most events: what error_is_denied() says, without the call
     return "" if error_is_denied(event) else None
 
 

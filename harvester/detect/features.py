@@ -189,6 +189,7 @@ def is_instance_session(principal: Principal) -> bool:
     return (
         principal.type == "assumed_role"
         and session is not None
+        and session.startswith("i-")  # most sessions are not: no regex for them
         and _INSTANCE_ID.match(session) is not None
     )
 

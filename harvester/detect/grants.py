@@ -40,6 +40,7 @@ WILDCARD_BINDING = DetectorSpec(
 _ROLES = frozenset(("clusterroles", "roles"))
 _BINDINGS = frozenset(("clusterrolebindings", "rolebindings"))
 _WRITES = frozenset(("create", "update", "patch"))
+_ROLES_AND_BINDINGS = _ROLES | _BINDINGS
 _MAX_ROLES = 2048
 
 
@@ -80,7 +81,7 @@ class RoleGrantFamily:
     def prepare(self, events: Sequence[Event]) -> tuple[list[_Cluster], list[HashRead]]:
         clusters: dict[str, _Cluster] = {}
         for event in sorted(
-            (e for e in events if e.source == "eks" and e.action.resource in _ROLES | _BINDINGS),
+            (e for e in events if e.source == "eks" and e.action.resource in _ROLES_AND_BINDINGS),
             key=lambda e: e.time,
         ):
             a = event.action
