@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import msgspec
 
@@ -168,10 +169,11 @@ class Novelty:
     diverse_at: int | None = None
     untrained: Callable[[Event, str], bool] | None = None
     label: str = "values"
-    # ``observe`` reads nothing of the event but its facts and the fields they come from
-    # (principal, source, account, user agent; the address only through ``facts.network``):
-    # then it runs once per batch for each combination of them.
-    facts_only: bool = False
+    # What ``observe`` reads of an event, so that a batch runs it once per distinct value:
+    # "facts" (only the fields facts are made of: principal, source, account, user agent,
+    # and the address through ``facts.network``), "action" (those, plus region, cluster and
+    # action) or "event" (anything: it runs for every event).
+    reads: Literal["facts", "action", "event"] = "event"
 
 
 @dataclass(slots=True)
@@ -202,6 +204,23 @@ class _Group:
     members: dict[str, _First] = field(default_factory=dict)
 
 
+_FACTS, _ACTION, _EVENT = 0, 1, 2
+_LEVELS = {"facts": _FACTS, "action": _ACTION, "event": _EVENT}
+# What observers saw for one key: the members of the group and the observation.
+_Seen = list[tuple[dict[str, _First], Observation]]
+# An observer bound for a batch: novelty index, observe, its groups, what it reads.
+_Observer = tuple[int, Observe, dict[str, _Group], int]
+
+
+@dataclass(slots=True)
+class _Known:
+    """A facts key of a batch: its facts, and what observers saw for it (and per action)."""
+
+    facts: Facts
+    by_facts: _Seen = field(default_factory=list)
+    by_action: dict[tuple[object, ...], _Seen] = field(default_factory=dict)
+
+
 class NoveltyFamily:
     def __init__(
         self,
@@ -222,25 +241,29 @@ class NoveltyFamily:
 
     def prepare(self, events: Sequence[Event]) -> tuple[list[_Group], list[HashRead]]:
         # The per-event loop is the costliest part of scoring: everything that does not
-        # depend on the event is bound once per batch, what depends only on the facts key
-        # below is worked out once per key, and a member seen again costs a comparison.
+        # depend on the event is bound once per batch, observers run once per distinct
+        # value of what they read (``Novelty.reads``), and a member seen again costs a
+        # comparison.
         ordered: list[_Group] = []
         groups: list[dict[str, _Group]] = [{} for _ in self.novelties]
         prefix, novelties = self._prefix, self.novelties
         arrival = itertools.count()
-        # Every observer of a source in catalog order, for the first event of a facts key
-        # (True: facts-only), and those that run for every event.
-        first: dict[str, list[tuple[int, Observe, dict[str, _Group], bool]]] = {}
-        every: dict[str, list[tuple[int, Observe, dict[str, _Group], bool]]] = {}
+        # The observers of a source in catalog order: all of them for a new facts key,
+        # those that read more than facts for a new action, and those that read anything.
+        new_facts: dict[str, Sequence[_Observer]] = {}
+        new_action: dict[str, Sequence[_Observer]] = {}
+        every: dict[str, Sequence[_Observer]] = {}
         for source, pairs in self._by_source.items():
-            first[source] = [(i, n.observe, groups[i], n.facts_only) for i, n in pairs]
-            every[source] = [(i, n.observe, groups[i], False) for i, n in pairs if not n.facts_only]
+            bound = [(i, n.observe, groups[i], _LEVELS[n.reads]) for i, n in pairs]
+            new_facts[source] = bound
+            new_action[source] = [o for o in bound if o[3] >= _ACTION]
+            every[source] = [o for o in bound if o[3] == _EVENT]
         # Facts depend on these fields only (the address through its network), and a batch
-        # repeats the same few principals: facts, and what facts-only detectors observe
-        # (as group members and observations), are worked out once per key.
-        known: dict[tuple[object, ...], tuple[Facts, list[tuple[dict[str, _First], Observation]]]]
-        known = {}
+        # repeats the same few principals and actions: what observers saw for the first
+        # event of a facts key (or of an action under it) is replayed for the others.
+        known: dict[tuple[object, ...], _Known] = {}
         networks: dict[str | None, str | None] = {}
+        observers: Sequence[_Observer]
         for event in events:
             source = event.source
             when = event.time
@@ -250,19 +273,28 @@ class NoveltyFamily:
             except KeyError:
                 network = networks[ip] = network_of(ip)
             seen = (event.principal, source, event.account, network, event.user_agent)
+            action = (event.region, event.cluster, event.action)
             entry = known.get(seen)
             if entry is None:
-                facts = Facts.of(event)
-                fixed: list[tuple[dict[str, _First], Observation]] = []
-                known[seen] = (facts, fixed)
-                observers = first.get(source, ())
+                entry = known[seen] = _Known(Facts.of(event))
+                by_action = entry.by_action[action] = []
+                observers = new_facts.get(source, ())
             else:
-                facts, fixed = entry
-                for members, obs in fixed:
+                for members, obs in entry.by_facts:
                     if when < members[obs.member][0]:
                         members[obs.member] = (when, next(arrival), event, obs)
-                observers = every.get(source, ())
-            for index, observe, mine, keep in observers:
+                found = entry.by_action.get(action)
+                if found is None:
+                    by_action = entry.by_action[action] = []
+                    observers = new_action.get(source, ())
+                else:
+                    for members, obs in found:
+                        if when < members[obs.member][0]:
+                            members[obs.member] = (when, next(arrival), event, obs)
+                    by_action = found
+                    observers = every.get(source, ())
+            facts = entry.facts
+            for index, observe, mine, level in observers:
                 for obs in observe(event, facts):
                     group = mine.get(obs.entity)
                     if group is None:
@@ -273,8 +305,10 @@ class NoveltyFamily:
                     known_first = members.get(obs.member)
                     if known_first is None or when < known_first[0]:
                         members[obs.member] = (when, next(arrival), event, obs)
-                    if keep:
-                        fixed.append((members, obs))
+                    if level == _FACTS:
+                        entry.by_facts.append((members, obs))
+                    elif level == _ACTION:
+                        by_action.append((members, obs))
         reads = [HashRead(g.key, (*_META, *g.members)) for g in ordered]
         return ordered, reads
 
@@ -932,7 +966,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_network,
         diverse_at=24,
         label="networks",
-        facts_only=True,
+        reads="facts",
     ),
     Novelty(
         behaviour_spec(
@@ -948,6 +982,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_region_principal,
         diverse_at=10,
         label="regions",
+        reads="action",
     ),
     Novelty(
         behaviour_spec(
@@ -966,6 +1001,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_region_account,
         diverse_at=14,
         label="regions",
+        reads="action",
     ),
     Novelty(
         behaviour_spec(
@@ -984,6 +1020,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_action,
         max_members=1024,
         label="actions",
+        reads="action",
     ),
     Novelty(
         behaviour_spec(
@@ -1003,7 +1040,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_agent,
         diverse_at=8,
         label="tools",
-        facts_only=True,
+        reads="facts",
     ),
     Novelty(
         behaviour_spec(
@@ -1022,7 +1059,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_key,
         diverse_at=16,
         label="networks",
-        facts_only=True,
+        reads="facts",
     ),
     Novelty(
         behaviour_spec(
@@ -1044,7 +1081,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         diverse_at=32,
         untrained=_instance_untrained,
         label="networks and tools",
-        facts_only=True,
+        reads="facts",
     ),
     Novelty(
         behaviour_spec(
@@ -1064,6 +1101,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_k8s_user,
         max_members=4096,
         label="users",
+        reads="action",
     ),
     Novelty(
         behaviour_spec(
@@ -1083,6 +1121,7 @@ NOVELTIES: tuple[Novelty, ...] = (
         _judge_k8s_action,
         max_members=512,
         label="verb/resource pairs",
+        reads="action",
     ),
 )
 
