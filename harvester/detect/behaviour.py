@@ -419,19 +419,22 @@ class BurstFamily:
         self._half_life = half_life.total_seconds()
 
     def prepare(self, events: Sequence[Event]) -> tuple[list[_Counts], list[HashRead]]:
-        groups: dict[tuple[int, str], _Counts] = {}
+        # Per-event loop: most events count for no burst, so the units are all it pays for.
+        ordered: list[_Counts] = []
+        groups: list[dict[str, _Counts]] = [{} for _ in self.bursts]
         size = self._bucket
-        by_source: dict[str, list[tuple[int, Burst, Callable[[Event], str | None]]]] = {}
+        by_source: dict[str, list[tuple[int, Callable[[Event], str | None], dict[str, _Counts]]]]
+        by_source = {}
         for event in events:
             entity: str | None = None
             counted = by_source.get(event.source)
             if counted is None:
                 counted = by_source[event.source] = [
-                    (index, burst, burst.unit)
+                    (index, burst.unit, groups[index])
                     for index, burst in enumerate(self.bursts)
                     if event.source in burst.spec.sources
                 ]
-            for index, burst, unit_of in counted:
+            for index, unit_of, mine in counted:
                 unit = unit_of(event)
                 if unit is None:
                     continue
@@ -439,13 +442,17 @@ class BurstFamily:
                     entity = behaviour_entity(event)
                     if entity is None:
                         break
-                group = groups.get((index, entity))
+                    bucket = int(event.time.timestamp()) // size * size
+                group = mine.get(entity)
                 if group is None:
-                    key = f"{self._prefix}bu:{burst.short}:{stable_digest(entity)}"
-                    group = groups[(index, entity)] = _Counts(index, entity, key)
-                bucket = _epoch(event.time) // size * size
-                group.buckets.setdefault(bucket, []).append((event, unit))
-        ordered = list(groups.values())
+                    short = self.bursts[index].short
+                    key = f"{self._prefix}bu:{short}:{stable_digest(entity)}"
+                    group = mine[entity] = _Counts(index, entity, key)
+                    ordered.append(group)
+                items = group.buckets.get(bucket)
+                if items is None:
+                    items = group.buckets[bucket] = []
+                items.append((event, unit))
         return ordered, [HashRead(g.key) for g in ordered]
 
     def evaluate(
