@@ -128,11 +128,16 @@ class Facts(msgspec.Struct, frozen=True, gc=False):
 
     @classmethod
     def of(cls, event: Event) -> Facts:
+        return cls.with_network(event, network_of(event.source_ip))
+
+    @classmethod
+    def with_network(cls, event: Event, network: str | None) -> Facts:
+        """``of`` for a caller that already knows ``network_of(event.source_ip)``."""
         p = event.principal
         return cls(
             entity=behaviour_entity(event),
             skip=p.type in ("aws_service", "unknown", "anonymous") or bool(p.invoked_by),
-            network=network_of(event.source_ip),
+            network=network,
             family=ua_family(event.user_agent),
             instance=is_instance_session(p),
             control_plane=event.source == "eks" and is_control_plane_user(p.k8s_username),
@@ -212,13 +217,8 @@ _Seen = list[tuple[dict[str, _First], Observation]]
 _Observer = tuple[int, Observe, dict[str, _Group], int]
 
 
-@dataclass(slots=True)
-class _Known:
-    """A facts key of a batch: its facts, and what observers saw for it (and per action)."""
-
-    facts: Facts
-    by_facts: _Seen = field(default_factory=list)
-    by_action: dict[tuple[object, ...], _Seen] = field(default_factory=dict)
+# A facts key of a batch: its facts, what observers saw for it, and for each action.
+_Known = tuple[Facts, _Seen, dict[tuple[object, ...], _Seen]]
 
 
 class NoveltyFamily:
@@ -255,7 +255,13 @@ class NoveltyFamily:
         every: dict[str, Sequence[_Observer]] = {}
         for source, pairs in self._by_source.items():
             bound = [(i, n.observe, groups[i], _LEVELS[n.reads]) for i, n in pairs]
-            new_facts[source] = bound
+            # For a new facts key, what action-level observers see is not kept (as if they
+            # read the event): in a varied batch most keys never come back, and one that
+            # does observes its action again.
+            new_facts[source] = [
+                (i, observe, mine, _EVENT if level == _ACTION else level)
+                for i, observe, mine, level in bound
+            ]
             new_action[source] = [o for o in bound if o[3] >= _ACTION]
             every[source] = [o for o in bound if o[3] == _EVENT]
         # Facts depend on these fields only (the address through its network), and a batch
@@ -268,24 +274,27 @@ class NoveltyFamily:
             source = event.source
             when = event.time
             ip = event.source_ip
-            try:
+            if ip in networks:
                 network = networks[ip]
-            except KeyError:
+            else:
                 network = networks[ip] = network_of(ip)
             seen = (event.principal, source, event.account, network, event.user_agent)
-            action = (event.region, event.cluster, event.action)
             entry = known.get(seen)
             if entry is None:
-                entry = known[seen] = _Known(Facts.of(event))
-                by_action = entry.by_action[action] = []
+                facts = Facts.with_network(event, network)
+                by_facts: _Seen = []
+                by_action: _Seen = []  # not kept (see new_facts)
+                known[seen] = (facts, by_facts, {})
                 observers = new_facts.get(source, ())
             else:
-                for members, obs in entry.by_facts:
+                facts, by_facts, actions = entry
+                for members, obs in by_facts:
                     if when < members[obs.member][0]:
                         members[obs.member] = (when, next(arrival), event, obs)
-                found = entry.by_action.get(action)
+                action = (event.region, event.cluster, event.action)
+                found = actions.get(action)
                 if found is None:
-                    by_action = entry.by_action[action] = []
+                    by_action = actions[action] = []
                     observers = new_action.get(source, ())
                 else:
                     for members, obs in found:
@@ -293,7 +302,6 @@ class NoveltyFamily:
                             members[obs.member] = (when, next(arrival), event, obs)
                     by_action = found
                     observers = every.get(source, ())
-            facts = entry.facts
             for index, observe, mine, level in observers:
                 for obs in observe(event, facts):
                     group = mine.get(obs.entity)
@@ -306,7 +314,7 @@ class NoveltyFamily:
                     if known_first is None or when < known_first[0]:
                         members[obs.member] = (when, next(arrival), event, obs)
                     if level == _FACTS:
-                        entry.by_facts.append((members, obs))
+                        by_facts.append((members, obs))
                     elif level == _ACTION:
                         by_action.append((members, obs))
         reads = [HashRead(g.key, (*_META, *g.members)) for g in ordered]
