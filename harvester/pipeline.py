@@ -36,6 +36,7 @@ from harvester.sources.discovery import discover_regions
 from harvester.sources.layouts import ScopeLocation, cloudtrail_root, cloudtrail_scope, eks_scope
 from harvester.sources.ledger import (
     WorkItem,
+    ensure_cursor,
     harvest_scopes,
     last_sweep,
     mark_corrupt,
@@ -144,6 +145,16 @@ def _locations(
                 info.prefix, account_id=info.account_id, org_id=info.organization_id
             )
             regions = discover_regions(lister, root=root)
+            # Every region found gets its cursor now, with the marker: a run that dies after
+            # listing some of them must not leave the others unknown until rediscovery.
+            for region in regions:
+                ensure_cursor(
+                    session,
+                    source_id=source_id,
+                    scope=region,
+                    now=now,
+                    lookback=rt.settings.first_harvest_lookback,
+                )
             if marker is None:
                 session.add(Cursor(source_id=source_id, scope=DISCOVERY_SCOPE, updated_at=now))
             else:

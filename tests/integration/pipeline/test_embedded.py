@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+from harvester import pipeline
 from harvester.batches import decode_batch
 from harvester.db.models import ProcessedObject, Source
 from harvester.embedded import run_cycle
@@ -123,3 +126,31 @@ def test_run_cycle_scores_and_counts(runtime: Runtime, bucket: Bucket, now: Fixe
     assert result.objects == len(ACCOUNTS)
     assert result.events == 20 * len(ACCOUNTS)
     assert result.corrupt == result.failed == 0
+
+
+def test_a_run_that_dies_between_regions_lists_them_all_next_time(
+    runtime: Runtime, bucket: Bucket, now: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = ACCOUNTS[0]
+    for region in REGIONS:
+        bucket.put_trail(account, region, now() - timedelta(minutes=30))
+    real = pipeline.list_new_objects
+    calls = 0
+
+    def dies_on_the_second_region(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("database connection dropped")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "list_new_objects", dies_on_the_second_region)
+        with pytest.raises(ConnectionError):
+            run_recording(runtime)
+    # The next run, once the first region's objects may be queued again and well within the
+    # rediscovery interval: both regions are listed, every object is harvested.
+    now.advance(timedelta(minutes=31))
+    seen = run_recording(runtime)
+    assert set(seen) == bucket.seeded.all_ids
+    assert ledger(runtime) == Counter({"done": len(bucket.seeded.event_ids)})
