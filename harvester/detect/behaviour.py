@@ -213,12 +213,10 @@ _FACTS, _ACTION, _EVENT = 0, 1, 2
 _LEVELS = {"facts": _FACTS, "action": _ACTION, "event": _EVENT}
 # What observers saw for one key: the members of the group and the observation.
 _Seen = list[tuple[dict[str, _First], Observation]]
-# An observer bound for a batch: novelty index, observe, its groups, what it reads.
-_Observer = tuple[int, Observe, dict[str, _Group], int]
-
-
 # A facts key of a batch: its facts, what observers saw for it, and for each action.
 _Known = tuple[Facts, _Seen, dict[tuple[object, ...], _Seen]]
+# An observer bound for a batch: novelty index, observe, its groups, what it reads.
+_Observer = tuple[int, Observe, dict[str, _Group], int]
 
 
 class NoveltyFamily:
@@ -446,7 +444,7 @@ class BurstFamily:
                 unit = unit_of(event)
                 if unit is None:
                     continue
-                if entity is None:
+                if entity is None:  # the first burst the event counts for
                     entity = behaviour_entity(event)
                     if entity is None:
                         break
