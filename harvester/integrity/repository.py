@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from harvester.db.integrity_models import DigestVerification
-from harvester.db.models import ProcessedObject
+from harvester.db.models import Cursor, ProcessedObject
 from harvester.integrity.verify import (
     ChainId,
     DigestCheck,
@@ -209,6 +209,28 @@ def region_watermarks(session: Session, *, source_id: int) -> dict[str, datetime
         .group_by(DigestVerification.region)
     ).all()
     return {region: mark for region, mark in rows if mark is not None}
+
+
+# A cursor row whose ``updated_at`` is when the source's digest folder was last listed.
+DIGEST_DISCOVERY_SCOPE = "meta:digest-regions"
+
+
+def digest_discovery_time(session: Session, *, source_id: int) -> datetime | None:
+    return session.scalar(
+        select(Cursor.updated_at).where(
+            Cursor.source_id == source_id, Cursor.scope == DIGEST_DISCOVERY_SCOPE
+        )
+    )
+
+
+def record_digest_discovery(session: Session, *, source_id: int, now: datetime) -> None:
+    marker = session.scalar(
+        select(Cursor).where(Cursor.source_id == source_id, Cursor.scope == DIGEST_DISCOVERY_SCOPE)
+    )
+    if marker is None:
+        session.add(Cursor(source_id=source_id, scope=DIGEST_DISCOVERY_SCOPE, updated_at=now))
+    else:
+        marker.updated_at = now
 
 
 def final_keys(session: Session, *, source_id: int, keys: Collection[str]) -> set[str]:

@@ -350,7 +350,17 @@ def verify_new_digests(
     marks = repo.region_watermarks(session, source_id=source_id)
     try:
         todo: dict[str, ParsedKey] = {}
-        for region in _due_regions(lister, root=root, marks=marks, now=now, policy=policy):
+        due_regions, discovered = _due_regions(
+            lister,
+            root=root,
+            marks=marks,
+            now=now,
+            policy=policy,
+            discovered_at=repo.digest_discovery_time(session, source_id=source_id),
+        )
+        if discovered:
+            repo.record_digest_discovery(session, source_id=source_id, now=now)
+        for region in due_regions:
             result.regions += 1
             listed = _list_new(lister, root=root, region=region, info=info, now=now,
                                mark=marks.get(region), policy=policy)  # fmt: skip
@@ -405,13 +415,17 @@ def _due_regions(
     marks: Mapping[str, datetime],
     now: datetime,
     policy: IntegrityPolicy,
-) -> list[str]:
-    """The regions whose next digest may have arrived: one listing per region and hour.
+    discovered_at: datetime | None = None,
+) -> tuple[list[str], bool]:
+    """The regions whose next digest may have arrived (one listing per region and hour), and
+    whether the digest folder was listed to find them.
 
     CloudTrail delivers a region's digest hourly, so a region whose newest digest is less
     than an hour old (less ``policy.list_early``) has nothing new to list; a harvest that
     runs every few minutes then costs no request here between deliveries. Regions are
-    discovered again whenever one is due, so a new region waits an hour at most.
+    discovered again whenever one is due, so a new region waits an hour at most. A trail
+    with no digest yet (validation off, or just turned on) is looked for once an hour too,
+    from ``discovered_at``, not at every harvest.
     """
 
     def due(region: str) -> bool:
@@ -419,8 +433,12 @@ def _due_regions(
         return mark is None or now >= mark + DIGEST_PERIOD - policy.list_early
 
     if marks and not any(due(region) for region in marks):
-        return []
-    return [r for r in discover_regions(lister, root=root, product=DIGEST_FOLDER) if due(r)]
+        return [], False
+    recently = discovered_at is not None and now < discovered_at + DIGEST_PERIOD - policy.list_early
+    if not marks and recently:
+        return [], False
+    found = discover_regions(lister, root=root, product=DIGEST_FOLDER)
+    return [r for r in found if due(r)], True
 
 
 def _list_new(

@@ -76,12 +76,16 @@ def test_request_tally_tells_discovery_from_scope_listings() -> None:
     tally.record("ListObjectsV2", {"Prefix": "AWSLogs/123456789012/CloudTrail/us-east-1/"})
     tally.record("GetObject", {"Key": "AWSLogs/123456789012/CloudTrail/us-east-1/k.json.gz"})
     tally.record("HeadObject", {"Key": "AWSLogs/123456789012/CloudTrail/us-east-1/k.json.gz"})
+    tally.record(
+        "ListObjectsV2", {"Prefix": "AWSLogs/123456789012/CloudTrail-Digest/", "Delimiter": "/"}
+    )
     assert tally.of("123456789012", "LIST-discovery") == 1
     assert tally.of("123456789012", "LIST") == 1
     assert tally.of("123456789012", "GET") == 1
-    assert tally.kinds() == {"LIST-discovery", "LIST", "GET", "HeadObject"}
+    assert tally.of("123456789012", "LIST-digest") == 1
+    assert tally.kinds() == {"LIST-discovery", "LIST", "GET", "HeadObject", "LIST-digest"}
     taken = tally.reset()
-    assert sum(taken.values()) == 4
+    assert sum(taken.values()) == 5
     assert not tally.counts
 
 
@@ -93,6 +97,10 @@ def test_cycle_requests_target() -> None:
     assert not CycleRequests("c", {account: 3}, good).ok(regions=3)  # a region not listed
     extra = good + Counter({(account, "HeadObject"): 1})
     assert not CycleRequests("c", {account: 3}, extra).ok(regions=2)
+    steady = Counter({(account, "LIST"): 2, (account, "LIST-digest"): 1})
+    assert CycleRequests("c", {account: 0}, steady).ok(regions=2)
+    relisted = steady + Counter({(account, "LIST-discovery"): 2})
+    assert not CycleRequests("c", {account: 0}, relisted).ok(regions=2)  # discovery twice
 
 
 def test_render_table_and_verdicts() -> None:

@@ -267,3 +267,28 @@ def test_keys_from_a_file_that_lacks_the_key_mean_unknown_key(h: Harness) -> Non
     result = h.verify(keys=other)
     assert result.digests_failed == 12
     assert {r.signature for r in rows(h).values()} == {"unknown_key"}
+
+
+def test_a_trail_without_digests_is_looked_for_once_an_hour(h: Harness) -> None:
+    prefixes: list[str] = []
+
+    def count(params: dict[str, object], **_: object) -> None:
+        prefixes.append(str(params.get("Prefix")))
+
+    h.s3.meta.events.register("before-parameter-build.s3.ListObjectsV2", count)
+    try:
+        assert h.verify().regions == 0  # validation not on yet: no digest folder
+        (listed,) = prefixes
+        assert listed.endswith("/CloudTrail-Digest/")
+        # A harvest every few minutes does not list the digest folder again each time.
+        h.clock.advance(timedelta(minutes=10))
+        assert h.verify().regions == 0
+        assert len(prefixes) == 1
+        # Digests that appear are found within the hour.
+        h.deliver()
+        h.clock.advance(timedelta(hours=1))
+        found = h.verify()
+        assert found.regions == 2
+        assert found.digests_verified > 0
+    finally:
+        h.s3.meta.events.unregister("before-parameter-build.s3.ListObjectsV2", count)
