@@ -26,6 +26,7 @@ from harvester.batches import BatchBuilder, decode_batch
 from harvester.correlation import CorrelationRun, correlate_marked
 from harvester.db.models import Cursor, ProcessedObject, Source
 from harvester.detect.repository import StoreSummary, score_and_store
+from harvester.detect.state import ANONYMOUS
 from harvester.integrity.keys import CloudTrailPublicKeys
 from harvester.integrity.service import IntegrityPolicy, IntegrityRunResult, verify_new_digests
 from harvester.locks import source_lease_key
@@ -544,11 +545,12 @@ def _harvest_object(
 # --- a score batch ----------------------------------------------------------------------------
 
 
-def score_batch(rt: Runtime, *, body: bytes) -> StoreSummary:
+def score_batch(rt: Runtime, *, body: bytes, owner: str = ANONYMOUS) -> StoreSummary:
     """Decode a batch once, score it, store anomalies and incidents.
 
     Redelivered batches change nothing: the scorer de-duplicates event ids and anomalies are
     upserted by their dedup key. Incidents are left to ``correlate`` (``score.correlate``).
+    ``owner`` is the task's id, the same on each of its retries and redeliveries.
     """
     events = decode_batch(body)
     with rt.sessions() as session:
@@ -558,6 +560,7 @@ def score_batch(rt: Runtime, *, body: bytes) -> StoreSummary:
             events,
             suppressions=rt.suppressions(),
             defer=rt.pending.mark,
+            owner=owner,
         )
 
 

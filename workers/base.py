@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from celery import Task
+from celery.exceptions import Reject
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -91,7 +92,15 @@ def harvester_task(
                 delay = backoff_delay(self.request.retries, base=retry_base, cap=retry_cap)
                 log.warning("task %s retrying in %.1fs: %s", name, delay, exc)
                 metrics.record_task_retry(name)
-                raise self.retry(exc=exc, countdown=delay) from None
+                try:
+                    raise self.retry(exc=exc, countdown=delay) from None
+                except Reject as unpublished:
+                    # Celery rejects, and so drops, a task whose retry it could not publish:
+                    # the broker is what failed. Hand the message back instead; if the broker
+                    # is still away, its visibility timeout brings it back.
+                    cause = unpublished.args[0] if unpublished.args else exc
+                    log.warning("task %s: retry not sent (%s); requeued", name, cause)
+                    raise Reject(cause, requeue=True) from None
 
         run.__doc__ = fn.__doc__
         TASK_QUEUES[name] = queue

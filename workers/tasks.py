@@ -8,7 +8,10 @@ from datetime import timedelta
 from time import perf_counter
 from typing import Any
 
+from celery import current_task
+
 from harvester import metrics
+from harvester.detect.state import ANONYMOUS
 from harvester.pipeline import (
     correlate,
     dispatch_due,
@@ -53,7 +56,8 @@ def harvest_object_task(source_id: int, objects: list[list[str]]) -> dict[str, A
 @harvester_task(name="score.batch", queue="score")
 def score_batch_task(body: bytes) -> dict[str, Any]:
     started = perf_counter()
-    summary = score_batch(runtime(), body=body)
+    # The task id stays the same across retries and redeliveries: the batch's own claims.
+    summary = score_batch(runtime(), body=body, owner=current_task.request.id or ANONYMOUS)
     metrics.record_score(summary, perf_counter() - started)
     return asdict(summary)
 

@@ -54,7 +54,14 @@ from harvester.detect.model import (
 )
 from harvester.detect.rules import ALL_RULES, Rule, RuleConfig, Subject, base_name
 from harvester.detect.rules.base import Check
-from harvester.detect.state import HashRead, HashValue, HashWrite, MemoryStore, StateStore
+from harvester.detect.state import (
+    ANONYMOUS,
+    HashRead,
+    HashValue,
+    HashWrite,
+    MemoryStore,
+    StateStore,
+)
 from harvester.events import Event
 
 __all__ = [
@@ -295,8 +302,18 @@ class Scorer:
     # --- the batch ---------------------------------------------------------------------------
 
     def score(
-        self, events: Sequence[Event], *, suppressions: Sequence[SuppressionRule] = ()
+        self,
+        events: Sequence[Event],
+        *,
+        suppressions: Sequence[SuppressionRule] = (),
+        owner: str = ANONYMOUS,
     ) -> ScoreResult:
+        """Claim, read, decide; ``commit`` or ``abort`` the result.
+
+        ``owner`` names the work this batch is (a task id): if its state could not be
+        written, a retry under the same owner takes its pending claims back and scores the
+        events again, where anyone else would skip them as claimed.
+        """
         cfg = self.config
         claims = self._claim_keys(events)
         # Claims and state travel in one round trip, so the state a batch needs is worked out
@@ -313,7 +330,7 @@ class Scorer:
         checked = self._check(candidates)
         plan = self._plan(candidates, [f for found, _ in checked for f in found])
         taken, values = self.store.claim_and_read(
-            claims, int(cfg.processing_ttl.total_seconds()), plan.reads
+            claims, int(cfg.processing_ttl.total_seconds()), plan.reads, owner
         )
         claimed = [k for k, new in zip(claims, taken, strict=True) if new]
         kept = [n for n, i in enumerate(final) if taken[i]]

@@ -43,6 +43,7 @@ from harvester.detect.engine import Scorer, merge_anomaly
 from harvester.detect.incidents import build_incidents
 from harvester.detect.model import Anomaly, Evidence, Incident, Severity, SuppressionRule
 from harvester.detect.rules import RuleConfig
+from harvester.detect.state import ANONYMOUS
 from harvester.events import Event
 from harvester.inventory.service import NotFound
 
@@ -852,6 +853,7 @@ def score_and_store(
     correlate: bool = True,
     suppressions: Sequence[SuppressionRule] | None = None,
     defer: Callable[[Sequence[str]], None] | None = None,
+    owner: str = ANONYMOUS,
 ) -> StoreSummary:
     """Score a batch, store its anomalies (and incidents), commit, then commit detector state.
 
@@ -863,12 +865,13 @@ def score_and_store(
     returns; ``defer`` does the same and hands it those identities before the commit, so a
     process that dies after the commit cannot forget them (``harvester.correlation``).
     ``suppressions`` are the rules in force, for a caller that caches them; they are read
-    from the database when None.
+    from the database when None. ``owner`` (a task id) lets a retry of this batch take its
+    own pending claims back if the detector state could not be written after the commit.
     """
     clock = scorer.clock
     if suppressions is None:
         suppressions = active_suppressions(session, now=clock())
-    result = scorer.score(events, suppressions=suppressions)
+    result = scorer.score(events, suppressions=suppressions, owner=owner)
     try:
         stored = save_anomalies(
             session, result.anomalies, clock=clock, evidence_cap=scorer.config.evidence_cap

@@ -63,14 +63,24 @@ class HashWrite:
     ttl: int | None = None
 
 
+# The claim value of a caller that names no owner: such a claim is never taken back.
+ANONYMOUS = "1"
+# A confirmed claim's value: it belongs to nobody, so no retry can take it back.
+CONFIRMED = "c"
+
+
 @runtime_checkable
 class StateStore(Protocol):
-    def claim(self, keys: Sequence[str], ttl: int) -> list[bool]:
-        """Mark each key taken for ``ttl`` seconds; True where this call took it first."""
+    def claim(self, keys: Sequence[str], ttl: int, owner: str = ANONYMOUS) -> list[bool]:
+        """Mark each key taken for ``ttl`` seconds; True where this call took it first.
+
+        A pending claim of the same ``owner`` is taken again (a retry of a batch whose state
+        could not be written); a confirmed claim, or another owner's, never is.
+        """
         ...
 
     def confirm(self, keys: Sequence[str], ttl: int) -> None:
-        """Keep claimed keys for ``ttl`` seconds from now."""
+        """Keep claimed keys for ``ttl`` seconds from now, owned by nobody."""
         ...
 
     def release(self, keys: Sequence[str]) -> None:
@@ -82,7 +92,7 @@ class StateStore(Protocol):
     def write(self, writes: Sequence[HashWrite]) -> None: ...
 
     def claim_and_read(
-        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead]
+        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead], owner: str = ANONYMOUS
     ) -> tuple[list[bool], list[HashValue]]:
         """``claim`` then ``read``, in one round trip where the store has round trips."""
         ...
@@ -106,15 +116,29 @@ class StateStore(Protocol):
 # not a cluster.) Redis runs the same commands in the same order as separate calls would;
 # a script holds Redis while it runs, so ``RedisStore`` splits very large batches.
 
-# ARGV[1]: {claim TTL in seconds, claim keys, reads: {key, field names or false for all}}.
-# Answer: {"1"/"0" per claim (SET NX: taken by this call), per read {HLEN, HMGET values}
-# or the HGETALL list}.
-_CLAIM_AND_READ = """
+# ARGV[1]: {claim TTL in seconds, claim keys, reads: {key, field names or false for all},
+# owner}. Answer: {"1"/"0" per claim (taken by this call: SET NX, or a pending claim of the
+# same named owner, once per key), per read {HLEN, HMGET values} or the HGETALL list}.
+_CLAIM_AND_READ = (
+    """
 local work = cmsgpack.unpack(ARGV[1])
-local ttl, keys, reads = work[1], work[2], work[3]
+local ttl, keys, reads, owner = work[1], work[2], work[3], work[4]
 local claimed = {}
+local seen = {}
 for i, key in ipairs(keys) do
-  claimed[i] = redis.call('SET', key, '1', 'NX', 'EX', ttl) and '1' or '0'
+  local taken = false
+  if not seen[key] then
+    seen[key] = true
+    if redis.call('SET', key, owner, 'NX', 'EX', ttl) then
+      taken = true
+    elseif owner ~= '"""
+    + ANONYMOUS
+    + """' and redis.call('GET', key) == owner then
+      redis.call('EXPIRE', key, ttl)
+      taken = true
+    end
+  end
+  claimed[i] = taken and '1' or '0'
 end
 local values = {}
 for j, read in ipairs(reads) do
@@ -133,11 +157,13 @@ for j, read in ipairs(reads) do
 end
 return cmsgpack.pack({table.concat(claimed), values})
 """
+)
 
 # ARGV[1]: {claim TTL in seconds, claim keys, writes: {key, set, set_nx, incr (flat
 # name/value lists), delete (names), TTL or false}}. Like a pipeline, a failing command does
 # not stop the others; the last error is returned.
-_CONFIRM_AND_WRITE = """
+_CONFIRM_AND_WRITE = (
+    """
 local failed = nil
 local function run(...)
   local reply = redis.pcall(...)
@@ -145,7 +171,9 @@ local function run(...)
 end
 local work = cmsgpack.unpack(ARGV[1])
 local ttl, keys, writes = work[1], work[2], work[3]
-for _, key in ipairs(keys) do run('EXPIRE', key, ttl) end
+for _, key in ipairs(keys) do run('SET', key, '"""
+    + CONFIRMED
+    + """', 'XX', 'EX', ttl) end
 for _, op in ipairs(writes) do
   local key, set, set_nx, incr, delete = op[1], op[2], op[3], op[4], op[5]
   for s = 1, #set, 1000 do run('HSET', key, unpack(set, s, math.min(s + 999, #set))) end
@@ -159,6 +187,7 @@ end
 if failed then return redis.error_reply(failed) end
 return #keys + #writes
 """
+)
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -219,13 +248,13 @@ class RedisStore:
         return pieces
 
     def claim_and_read(
-        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead]
+        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead], owner: str = ANONYMOUS
     ) -> tuple[list[bool], list[HashValue]]:
         taken: list[bool] = []
         values: list[HashValue] = []
         for part, some in self._pieces(keys, reads):
             specs = [(r.key, r.fields if r.fields is not None else False) for r in some]
-            raw = self._claim_and_read(args=[_encode((ttl, part, specs))])
+            raw = self._claim_and_read(args=[_encode((ttl, part, specs, owner))])
             claimed, replies = _decode(raw)
             taken.extend(flag == "1" for flag in claimed)
             values.extend(_value(r, reply) for r, reply in zip(some, replies, strict=True))
@@ -235,8 +264,8 @@ class RedisStore:
         for part, some in self._pieces(keys, writes):
             self._confirm_and_write(args=[_encode((ttl, part, [_op(w) for w in some]))])
 
-    def claim(self, keys: Sequence[str], ttl: int) -> list[bool]:
-        return self.claim_and_read(keys, ttl, ())[0]
+    def claim(self, keys: Sequence[str], ttl: int, owner: str = ANONYMOUS) -> list[bool]:
+        return self.claim_and_read(keys, ttl, (), owner)[0]
 
     def confirm(self, keys: Sequence[str], ttl: int) -> None:
         self.confirm_and_write(keys, ttl, ())
@@ -278,7 +307,7 @@ class MemoryStore:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._hashes: OrderedDict[str, tuple[float, dict[str, str]]] = OrderedDict()
-        self._claims: OrderedDict[str, float] = OrderedDict()
+        self._claims: OrderedDict[str, tuple[float, str]] = OrderedDict()  # expiry, owner
         self._max_keys = max_keys
         self._max_claims = max_claims
         self._now = monotonic
@@ -286,16 +315,19 @@ class MemoryStore:
     def __len__(self) -> int:
         return len(self._hashes)
 
-    def claim(self, keys: Sequence[str], ttl: int) -> list[bool]:
+    def claim(self, keys: Sequence[str], ttl: int, owner: str = ANONYMOUS) -> list[bool]:
         now = self._now()
         out: list[bool] = []
         claims = self._claims
+        seen: set[str] = set()
         for key in keys:
-            expiry = claims.get(key)
-            if expiry is not None and expiry > now:
+            held = claims.get(key)
+            mine = owner != ANONYMOUS and held is not None and held[1] == owner
+            if key in seen or (held is not None and held[0] > now and not mine):
                 out.append(False)
                 continue
-            claims[key] = now + ttl
+            seen.add(key)
+            claims[key] = (now + ttl, owner)
             claims.move_to_end(key)
             out.append(True)
         while len(claims) > self._max_claims:
@@ -306,12 +338,12 @@ class MemoryStore:
         expiry = self._now() + ttl
         for key in keys:
             if key in self._claims:
-                self._claims[key] = expiry
+                self._claims[key] = (expiry, CONFIRMED)
 
     def claim_and_read(
-        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead]
+        self, keys: Sequence[str], ttl: int, reads: Sequence[HashRead], owner: str = ANONYMOUS
     ) -> tuple[list[bool], list[HashValue]]:
-        return self.claim(keys, ttl), self.read(reads)
+        return self.claim(keys, ttl, owner), self.read(reads)
 
     def confirm_and_write(self, keys: Sequence[str], ttl: int, writes: Sequence[HashWrite]) -> None:
         self.confirm(keys, ttl)

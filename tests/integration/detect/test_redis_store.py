@@ -201,3 +201,17 @@ def test_a_failing_command_does_not_stop_the_others(redis_client: Any) -> None:
     assert redis_client.hgetall("before") == {b"x": b"1"}
     assert redis_client.hgetall("after") == {b"n": b"1"}
     assert 0 < redis_client.ttl("after") <= 50
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_an_owner_takes_back_its_own_pending_claims_only(kind: str, redis_client: Any) -> None:
+    store = MemoryStore() if kind == "memory" else RedisStore(redis_client)
+    assert store.claim(["a", "b"], 60, owner="task-1") == [True, True]
+    # The same task again (a retry after its state could not be written): its claims.
+    assert store.claim(["a", "b", "a"], 60, owner="task-1") == [True, True, False]
+    # Another task, or an unnamed caller, finds them taken.
+    assert store.claim(["a"], 60, owner="task-2") == [False]
+    assert store.claim(["b"], 60) == [False]
+    # Once confirmed they belong to nobody: not even their owner scores them again.
+    store.confirm(["a"], 3600)
+    assert store.claim(["a"], 60, owner="task-1") == [False]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from harvester.detect.engine import merge_anomaly, scan_events
 from harvester.detect.model import Severity, SuppressionRule
@@ -225,3 +228,29 @@ def test_state_the_first_reads_did_not_cover_is_read_again() -> None:
         HashValue({"x": "1"}, 2),
         HashValue({"x": "1", "y": "2"}, 2),
     ]
+
+
+def test_a_retry_whose_state_write_failed_scores_its_events_again() -> None:
+    class FailingWrites(MemoryStore):
+        fail = True
+
+        def confirm_and_write(self, *args: Any, **kwargs: Any) -> None:
+            if self.fail:
+                raise ConnectionError("Redis went away after the database commit")
+            super().confirm_and_write(*args, **kwargs)
+
+    store = FailingWrites()
+    s = scorer(store)
+    batch = [ct("StopLogging", "cloudtrail", identity=sso(), params={"name": "t"}, when=T0)]
+    first = s.score(batch, owner="task-1")
+    assert len(first.anomalies) == 1
+    with pytest.raises(ConnectionError):
+        first.commit()
+    store.fail = False
+    # Someone else's batch with the same events is a duplicate while the claims hold...
+    assert s.score(batch, owner="task-2").fresh == 0
+    # ...but the task's own retry scores them and keeps them.
+    retry = s.score(batch, owner="task-1")
+    assert (retry.fresh, len(retry.anomalies)) == (1, 1)
+    retry.commit()
+    assert s.score(batch, owner="task-1").fresh == 0
