@@ -56,13 +56,15 @@ def harvester_task(
     *,
     name: str,
     queue: str,
-    max_retries: int = 5,
+    max_retries: int | None = 5,
     retry_base: float = 2.0,
     retry_cap: float = 120.0,
 ) -> Callable[[Callable[P, R]], AnyTask]:
     """Register ``fn`` as task ``name`` on the logical ``queue`` ("harvest" or "score").
 
     Time limits come from the app's configuration (``harvester.fleet.FleetTiming``).
+    ``max_retries=None`` retries transient errors for as long as they last (every
+    ``retry_cap`` seconds at most): for a task whose message is the only copy of its work.
     """
     if queue not in ("harvest", "score"):
         raise ValueError(f"unknown queue {queue!r}: harvest or score")
@@ -87,7 +89,8 @@ def harvester_task(
             try:
                 return fn(*args, **kwargs)
             except TRANSIENT as exc:
-                if not _retryable(exc) or self.request.retries >= max_retries:
+                exhausted = max_retries is not None and self.request.retries >= max_retries
+                if not _retryable(exc) or exhausted:
                     raise
                 delay = backoff_delay(self.request.retries, base=retry_base, cap=retry_cap)
                 log.warning("task %s retrying in %.1fs: %s", name, delay, exc)

@@ -53,7 +53,9 @@ def harvest_object_task(source_id: int, objects: list[list[str]]) -> dict[str, A
     return result.summary()
 
 
-@harvester_task(name="score.batch", queue="score")
+# A score batch exists only as its message (a harvest task's objects have the ledger to
+# bring them back): while the database or Redis is away, it waits rather than gives up.
+@harvester_task(name="score.batch", queue="score", max_retries=None)
 def score_batch_task(body: bytes) -> dict[str, Any]:
     started = perf_counter()
     # The task id stays the same across retries and redeliveries: the batch's own claims.

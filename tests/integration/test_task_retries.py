@@ -15,43 +15,67 @@ from tests.conftest import REDIS_URL
 from workers.base import harvester_task
 
 
-@harvester_task(name="test.redis-fails", queue="score", max_retries=3)
-def redis_fails() -> None:
+def _redis_fails() -> None:
     raise RedisConnectionError("Redis went away")
 
 
+def _published(**_kwargs: Any) -> Retry:
+    return Retry("retry sent")
+
+
 @pytest.fixture
-def task_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_client: Any) -> Iterator[Any]:
+def make_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_client: Any) -> Iterator[Any]:
+    """Registers a task that always hits a Redis outage, for this test only."""
     monkeypatch.setenv("HARVESTER_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("HARVESTER_REDIS_URL", REDIS_URL)
     monkeypatch.setattr(workers.app, "_runtime", None)
-    redis_fails.push_request(id="task-1", retries=0)
+    made: list[Any] = []
+
+    def make(max_retries: int | None, retries: int = 0) -> Any:
+        name = f"test.redis-fails-{len(made)}"
+        task = harvester_task(name=name, queue="score", max_retries=max_retries)(_redis_fails)
+        task.push_request(id=f"task-{len(made)}", retries=retries)
+        made.append(task)
+        return task
+
     try:
-        yield redis_fails
+        yield make
     finally:
-        redis_fails.pop_request()
+        for task in made:
+            task.pop_request()
+            workers.app.app.tasks.pop(task.name, None)
+            workers.app.TASK_QUEUES.pop(task.name, None)
         if workers.app._runtime is not None:
             workers.app._runtime.close()
 
 
-def test_a_transient_error_is_retried(task_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    def published(**_kwargs: Any) -> Retry:
-        return Retry("retry sent")
-
-    monkeypatch.setattr(task_env, "retry", published)
+def test_a_transient_error_is_retried(make_task: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    task = make_task(max_retries=3)
+    monkeypatch.setattr(task, "retry", _published)
     with pytest.raises(Retry):
-        task_env.run()
+        task.run()
 
 
 def test_a_retry_that_cannot_be_published_requeues_the_message(
-    task_env: Any, monkeypatch: pytest.MonkeyPatch
+    make_task: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unpublished(**kwargs: Any) -> Retry:
         # What Celery's Task.retry does when sending the retry fails: reject, no requeue.
         raise Reject(kwargs["exc"], requeue=False)
 
-    monkeypatch.setattr(task_env, "retry", unpublished)
+    task = make_task(max_retries=3)
+    monkeypatch.setattr(task, "retry", unpublished)
     with pytest.raises(Reject) as caught:
-        task_env.run()
+        task.run()
     assert caught.value.requeue is True
     assert isinstance(caught.value.reason, RedisConnectionError)
+
+
+@pytest.mark.parametrize(("max_retries", "gives_up"), [(3, True), (None, False)])
+def test_retries_end_only_where_the_work_has_another_home(
+    make_task: Any, monkeypatch: pytest.MonkeyPatch, max_retries: int | None, gives_up: bool
+) -> None:
+    task = make_task(max_retries=max_retries, retries=50)
+    monkeypatch.setattr(task, "retry", _published)
+    with pytest.raises(RedisConnectionError if gives_up else Retry):
+        task.run()
