@@ -3,7 +3,7 @@
 Correlating after every batch costs a few queries per anomaly; a fleet scoring tens of
 thousands of events a second would spend more on it than on detection. So a batch only
 records the identities its anomalies belong to, before its database commit, and
-``score.correlate`` (beat, every few seconds) correlates them all at once.
+``score.correlate`` (sent by beat every dispatch interval) correlates them all at once.
 
 The pending set never loses an identity: each entry carries a counter that every batch
 increments, and a pass removes an entry only if its counter is still the one it read. An

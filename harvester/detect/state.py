@@ -63,9 +63,11 @@ class HashWrite:
     ttl: int | None = None
 
 
-# The claim value of a caller that names no owner: such a claim is never taken back.
+# The claim value of a caller that names no owner (also spelled out in _CLAIM_AND_READ):
+# such a claim is never taken back.
 ANONYMOUS = "1"
-# A confirmed claim's value: it belongs to nobody, so no retry can take it back.
+# A confirmed claim's value (written by _CONFIRM_AND_WRITE too): it belongs to nobody, so no
+# retry can take it back.
 CONFIRMED = "c"
 
 
@@ -119,8 +121,8 @@ class StateStore(Protocol):
 # ARGV[1]: {claim TTL in seconds, claim keys, reads: {key, field names or false for all},
 # owner}. Answer: {"1"/"0" per claim (taken by this call: SET NX, or a pending claim of the
 # same named owner, once per key), per read {HLEN, HMGET values} or the HGETALL list}.
-_CLAIM_AND_READ = (
-    """
+# '1' is ANONYMOUS below: it names nobody, so it takes nothing back.
+_CLAIM_AND_READ = """
 local work = cmsgpack.unpack(ARGV[1])
 local ttl, keys, reads, owner = work[1], work[2], work[3], work[4]
 local claimed = {}
@@ -131,9 +133,7 @@ for i, key in ipairs(keys) do
     seen[key] = true
     if redis.call('SET', key, owner, 'NX', 'EX', ttl) then
       taken = true
-    elseif owner ~= '"""
-    + ANONYMOUS
-    + """' and redis.call('GET', key) == owner then
+    elseif owner ~= '1' and redis.call('GET', key) == owner then
       redis.call('EXPIRE', key, ttl)
       taken = true
     end
@@ -157,13 +157,11 @@ for j, read in ipairs(reads) do
 end
 return cmsgpack.pack({table.concat(claimed), values})
 """
-)
 
 # ARGV[1]: {claim TTL in seconds, claim keys, writes: {key, set, set_nx, incr (flat
 # name/value lists), delete (names), TTL or false}}. Like a pipeline, a failing command does
 # not stop the others; the last error is returned.
-_CONFIRM_AND_WRITE = (
-    """
+_CONFIRM_AND_WRITE = """
 local failed = nil
 local function run(...)
   local reply = redis.pcall(...)
@@ -171,9 +169,7 @@ local function run(...)
 end
 local work = cmsgpack.unpack(ARGV[1])
 local ttl, keys, writes = work[1], work[2], work[3]
-for _, key in ipairs(keys) do run('SET', key, '"""
-    + CONFIRMED
-    + """', 'XX', 'EX', ttl) end
+for _, key in ipairs(keys) do run('SET', key, 'c', 'XX', 'EX', ttl) end
 for _, op in ipairs(writes) do
   local key, set, set_nx, incr, delete = op[1], op[2], op[3], op[4], op[5]
   for s = 1, #set, 1000 do run('HSET', key, unpack(set, s, math.min(s + 999, #set))) end
@@ -187,7 +183,6 @@ end
 if failed then return redis.error_reply(failed) end
 return #keys + #writes
 """
-)
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
