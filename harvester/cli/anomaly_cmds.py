@@ -324,7 +324,10 @@ def suppress_add(
         str | None, typer.Option("--reason", help="Why, for the next person.")
     ] = None,
 ) -> None:
-    """Mute a detector; the scorer drops matching anomalies from then on."""
+    """Mute a detector; the scorer drops matching anomalies from then on.
+
+    Running score workers read suppressions once a minute: allow that long before it holds.
+    """
     app = _ctx(ctx)
     known = {spec.id for spec in DEFAULT_CATALOG.specs()}
     if detector != "*" and "*" not in detector and detector not in known:
