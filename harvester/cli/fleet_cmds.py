@@ -111,6 +111,7 @@ def run(
         console().print(
             f"harvested {result.sources} source(s): {result.objects} object(s), "
             f"{result.events} event(s), {result.anomalies} anomaly update(s)"
+            + (f", {result.incidents} incident update(s)" if result.incidents else "")
             + (f", {result.corrupt} corrupt" if result.corrupt else "")
             + (f", {result.failed} failed" if result.failed else ""),
             markup=False,
