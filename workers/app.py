@@ -138,6 +138,13 @@ def timing() -> FleetTiming:
     return FleetTiming.from_settings(runtime().settings)
 
 
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    # With a receiver here Celery installs no handler of its own: every line is written
+    # once, in our format and through the redacting filter, by workers and beat alike.
+    configure_logging(load_settings().log_level)
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A child must not reuse the parent's connections: drop any world inherited by fork.
