@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from harvester.distinct import DistinctCounter, ExactBudget
 from harvester.events import UNKNOWN_TIME, Event, Principal
 from harvester.parse import CorruptObjectError, ParseStats, Readable, parse_object
 from harvester.sources import layouts
@@ -165,6 +166,10 @@ class ObjectError:
     events: int = 0
 
 
+# Distinct principals counted exactly, over all groups of a scan, before counts are estimated.
+EXACT_PRINCIPALS = 200_000
+
+
 @dataclass(slots=True)
 class GroupSummary:
     """Events of one (account, region) for CloudTrail, or one (account, cluster) for EKS."""
@@ -172,14 +177,21 @@ class GroupSummary:
     objects: int = 0
     events: int = 0
     failed_events: int = 0
-    principals: set[str] = field(default_factory=set)
+    principals: DistinctCounter = field(
+        default_factory=lambda: DistinctCounter(ExactBudget(EXACT_PRINCIPALS))
+    )
     first: datetime | None = None
     last: datetime | None = None
     errors: list[ObjectError] = field(default_factory=list)
 
     @property
     def distinct_principals(self) -> int:
+        """Exact, or an estimate (within a few percent) when ``principals_estimated``."""
         return len(self.principals)
+
+    @property
+    def principals_estimated(self) -> bool:
+        return self.principals.estimated
 
     def add(self, event: Event) -> None:
         self.events += 1
@@ -207,13 +219,15 @@ class ScanSummary:
     uncompressed_bytes: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     errors: list[ObjectError] = field(default_factory=list)
+    # Shared by the groups' principal counters: memory stays bounded however many there are.
+    exact_principals: ExactBudget = field(default_factory=lambda: ExactBudget(EXACT_PRINCIPALS))
 
     def group(self, kind: KeyKind, first: str | None, second: str | None) -> GroupSummary:
         table = self.clusters if kind == "eks" else self.cloudtrail
         name = (first or "unknown", second or "unknown")
         found = table.get(name)
         if found is None:
-            found = table[name] = GroupSummary()
+            found = table[name] = GroupSummary(principals=DistinctCounter(self.exact_principals))
         return found
 
 

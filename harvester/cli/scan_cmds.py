@@ -18,7 +18,8 @@ from harvester.detect.engine import scan_events
 from harvester.detect.render import render_findings
 from harvester.events import Event, encode_events
 from harvester.inventory import validation as v
-from harvester.scan import ScanSummary, SourceObject, iter_scan, local_objects
+from harvester.scan import GroupSummary, ScanSummary, SourceObject, iter_scan, local_objects
+from harvester.scan_limits import DEFAULT_MEMORY_MB, ScanLimits
 from harvester.scan_s3 import S3Url, s3_client, s3_objects
 
 
@@ -103,7 +104,7 @@ def _print_summary(summary: ScanSummary, *, to_stderr: bool) -> None:
                 region,
                 group.objects,
                 group.events,
-                group.distinct_principals,
+                _principals(group),
                 when(group.first),
                 when(group.last),
                 len(group.errors),
@@ -117,7 +118,7 @@ def _print_summary(summary: ScanSummary, *, to_stderr: bool) -> None:
                 cluster,
                 group.objects,
                 group.events,
-                group.distinct_principals,
+                _principals(group),
                 when(group.first),
                 when(group.last),
                 len(group.errors),
@@ -148,6 +149,11 @@ def _print_summary(summary: ScanSummary, *, to_stderr: bool) -> None:
         print(f"corrupt: {error.key}: {error.message}", file=sys.stderr)
 
 
+def _principals(group: GroupSummary) -> str:
+    count = group.distinct_principals
+    return f"~{count}" if group.principals_estimated else str(count)
+
+
 def scan(
     paths: PathsArg,
     output: Annotated[
@@ -155,17 +161,34 @@ def scan(
         typer.Option("--output", "-o", help="table, jsonl (one finding per line) or json."),
     ] = FindingsFormat.table,
     endpoint_url: EndpointOpt = None,
+    memory_mb: Annotated[
+        int,
+        typer.Option(
+            help="Memory ceiling in MB, whatever the input: beyond it the least recently seen "
+            "baselines are forgotten and counted. 0: no ceiling.",
+            envvar="HARVESTER_SCAN_MEMORY_MB",
+        ),
+    ] = DEFAULT_MEMORY_MB,
 ) -> None:
     """Scan CloudTrail and EKS audit logs for anomalies and incidents, offline.
 
     Prints what was read per account, region and cluster, then the anomalies and incidents.
-    Corrupt objects are reported and skipped; the scan goes on.
+    Corrupt objects are reported and skipped; the scan goes on. Memory stays under
+    --memory-mb; the scan says what it forgot to stay there.
     """
+    try:
+        limits = ScanLimits.for_megabytes(memory_mb)
+    except ValueError as exc:
+        raise v.InvalidValue("--memory-mb", str(memory_mb), str(exc)) from None
     summary = ScanSummary()
     events = _with_progress(iter_scan(_objects(paths, endpoint_url), summary), summary)
-    report = scan_events(events)
+    store = limits.store()
+    report = scan_events(events, store=store, max_anomalies=limits.anomalies)
     machine = output is not FindingsFormat.table
     _print_summary(summary, to_stderr=machine)
+    notice = limits.notice(store, dropped=report.dropped)
+    if notice:
+        print(notice, file=sys.stderr)
     render_findings(report.anomalies, report.incidents, output.value)
 
 

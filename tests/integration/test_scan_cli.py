@@ -98,3 +98,36 @@ def test_scan_bad_url_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert out == ""
     assert "not an s3:// URL" in err
+
+
+def test_scan_says_when_its_memory_ceiling_made_it_forget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harvester.cli import scan_cmds
+    from harvester.scan_limits import ScanLimits
+
+    # Caps small enough for 200 principals to overflow them (the real ones take millions).
+    tiny = ScanLimits(256, state_bytes=20_000, claims=50, anomalies=3)
+    monkeypatch.setattr(scan_cmds.ScanLimits, "for_megabytes", lambda mb: tiny)
+    rng = random.Random(5)
+    when = datetime(2026, 1, 15, 12, tzinfo=UTC)
+    path = tmp_path / KEY
+    path.parent.mkdir(parents=True)
+    records = [
+        cloudtrail_record(rng, account_id="111122223333", region="us-east-1", when=when)
+        for _ in range(200)
+    ]
+    path.write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
+    code, out, err = run(capsys, "scan", str(tmp_path), "-o", "jsonl")
+    assert code == 0, err
+    assert "memory ceiling 256 MB reached: forgot" in err
+    assert "baseline(s)" in err
+    assert "event id(s)" in err
+    assert len([line for line in out.splitlines() if '"anomaly"' in line]) <= 3
+
+
+def test_scan_refuses_a_ceiling_too_small_to_run(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "scan", "--memory-mb", "10", ".")
+    assert code == 2
+    assert "--memory-mb" in err
+    assert "below the 256 MB the process needs" in err
