@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -287,6 +287,27 @@ class RedisStore:
 # --- memory -----------------------------------------------------------------------------------
 
 
+def claims_taken(
+    keys: Sequence[str], held: Mapping[str, tuple[float, str]], *, owner: str, now: float
+) -> list[bool]:
+    """Which of ``keys`` a claim takes, given the claims ``held`` (key -> expiry, owner).
+
+    A key is taken once per call, when nobody holds it, its claim expired, or it is a
+    pending claim of the same named owner (what ``_CLAIM_AND_READ`` does in Redis).
+    """
+    out: list[bool] = []
+    seen: set[str] = set()
+    for key in keys:
+        found = held.get(key)
+        mine = owner != ANONYMOUS and found is not None and found[1] == owner
+        if key in seen or (found is not None and found[0] > now and not mine):
+            out.append(False)
+            continue
+        seen.add(key)
+        out.append(True)
+    return out
+
+
 # What a hash costs in this process beyond its characters, in bytes: measured with
 # tracemalloc on baselines of a generated input with millions of principals (a hash of three
 # fields cost about 745 bytes). A claim costs about CLAIM_BYTES.
@@ -344,19 +365,12 @@ class MemoryStore:
 
     def claim(self, keys: Sequence[str], ttl: int, owner: str = ANONYMOUS) -> list[bool]:
         now = self._now()
-        out: list[bool] = []
         claims = self._claims
-        seen: set[str] = set()
-        for key in keys:
-            held = claims.get(key)
-            mine = owner != ANONYMOUS and held is not None and held[1] == owner
-            if key in seen or (held is not None and held[0] > now and not mine):
-                out.append(False)
-                continue
-            seen.add(key)
-            claims[key] = (now + ttl, owner)
-            claims.move_to_end(key)
-            out.append(True)
+        out = claims_taken(keys, claims, owner=owner, now=now)
+        for key, taken in zip(keys, out, strict=True):
+            if taken:
+                claims[key] = (now + ttl, owner)
+                claims.move_to_end(key)
         while len(claims) > self._max_claims:
             claims.popitem(last=False)
             self.evicted_claims += 1
