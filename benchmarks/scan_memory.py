@@ -14,6 +14,12 @@ The baseline, measured in the same run, is the same scan with the caps lifted
 (``HARVESTER_SCAN_MEMORY_MB=0``, what every release before the caps did): its peak RSS
 against the capped scan's is the ratio printed. The documented ceiling is 512 MB
 (docs/operations.md, "Offline scan memory").
+
+Measured on the development machine (2 CPUs shared with other work, Python 3.11), 2,000,000
+principals (89 MB gzip, 2 million records): before the ceiling existed, ``harvester scan``
+peaked at 1,594 MB RSS; with the default ceiling, 432 MB (5.6 million baselines and 1.8
+million event ids forgotten, and said so). 200,000 principals: 646 MB with the caps lifted,
+456 MB capped (with the earlier shares of 40/10/6%; now 30/8/5%).
 """
 
 from __future__ import annotations
