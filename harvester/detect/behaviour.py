@@ -83,6 +83,7 @@ def behaviour_spec(
     description: str,
     sources: Iterable[str] = ("cloudtrail",),
     dedup_window: timedelta = timedelta(hours=24),
+    learns: bool = True,
     **parameters: object,
 ) -> DetectorSpec:
     return DetectorSpec(
@@ -97,6 +98,7 @@ def behaviour_spec(
         kind="behaviour",
         parameters=parameters,
         dedup_window=dedup_window,
+        learns=learns,
     )
 
 
