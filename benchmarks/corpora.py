@@ -72,8 +72,10 @@ def _panther(kind: str, corpus: Path) -> tuple[list[Labelled], int]:
             kind_label = "other" if severity == "Info" else "attack"
         else:
             kind_label = "benign"
-        group = label.get("rule_id") or _scenario(label) or label.get("test_name") or "-"
-        out.append(Labelled(event, kind_label, str(group), str(label.get("test_name", ""))))
+        scenario = _scenario(label)
+        group = label.get("rule_id") or scenario or label.get("test_name") or "-"
+        note = label.get("test_key") if scenario else label.get("test_name")
+        out.append(Labelled(event, kind_label, str(group), str(note or "")))
     return out, skipped
 
 

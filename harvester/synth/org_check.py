@@ -6,7 +6,7 @@ IAM Identity Center: platform engineers, developers, on-call engineers who open 
 sessions and exec into pods, data scientists who call Bedrock every day, a DBA, security
 analysts. Its machines: a GitLab runner fleet on EC2 that deploys with Terraform through a
 deployer role in each account, GitHub Actions for the data team, ECS tasks, Kafka brokers on
-EC2, Lambda functions, Karpenter launching nodes, a nightly Prowler-style scan, AWS services.
+EC2, Lambda functions, Karpenter launching nodes, a nightly posture scan, AWS services.
 
 Benign novelty after the first week: two new hires (one a data scientist whose first Bedrock
 call is legitimate), a new service with its own secret, a migration of the Kafka brokers to
@@ -637,9 +637,34 @@ def _people(day: _Day, scale: float) -> None:
                 )
         if person.permission_set == _SETS["data"]:
             _bedrock_user(day, person, ip, scale)
+        if person.permission_set == _SETS["oncall"] and rng.random() < 0.2:
+            _session_manager(day, person, ip)
         for cluster_name in person.clusters:
             if rng.random() < 0.6:
                 _kubectl(day, org.cluster(cluster_name), person, ip, scale)
+
+
+def _session_manager(day: _Day, person: Person, ip: str) -> None:
+    """On-call engineers open a Session Manager shell on a broker now and then."""
+    account = day.org.account("data-prod")
+    broker = day.rng.choice(_brokers(day))
+    session = f"{person.email}-0{uuid.uuid5(uuid.NAMESPACE_DNS, f'{broker}:{day.index}').hex[:16]}"
+    day.ct(
+        day.at(9 - person.utc_offset + day.rng.uniform(0, 8)),
+        account.id,
+        "us-west-2",
+        day.sso(person, account.id),
+        "ssm",
+        "StartSession",
+        ip=ip,
+        agent=_cli("ssm.start-session"),
+        params={"target": broker},
+        response={
+            "sessionId": session,
+            "tokenValue": "Value hidden due to security reasons.",
+            "streamUrl": f"wss://ssmmessages.us-west-2.amazonaws.com/v1/data-channel/{session}",
+        },
+    )
 
 
 def _bedrock_user(day: _Day, person: Person, ip: str, scale: float) -> None:
@@ -777,6 +802,56 @@ def _gitlab(day: _Day, scale: float) -> None:
                     name=f"{namespace}-app",
                     group="apps",
                 )
+
+
+def _github(day: _Day, scale: float) -> None:
+    """The data team deploys its pipelines from GitHub Actions through OIDC."""
+    rng = day.rng
+    account = day.org.account("data-prod")
+    provider = f"arn:aws:iam::{account.id}:oidc-provider/token.actions.githubusercontent.com"
+    subject = "repo:shop-example/data-pipelines:ref:refs/heads/main"
+    for _ in range(int(rng.randrange(2, 7) * scale) + 1):
+        session = f"GitHubActions-{rng.randrange(10**9, 10**10)}"
+        ip = _ip(_net(rng), rng)  # GitHub-hosted runners: a new address every run
+        when = day.at(rng.uniform(7, 19))
+        day.ct(
+            when,
+            account.id,
+            "us-west-2",
+            {
+                "type": "WebIdentityUser",
+                "principalId": f"{provider}:sts.amazonaws.com:{subject}",
+                "userName": subject,
+                "identityProvider": provider,
+            },
+            "sts",
+            "AssumeRoleWithWebIdentity",
+            ip=ip,
+            agent="aws-sdk-js/3.621.0 ua/2.0 os/linux#6.5.0-1025-azure lang/js md/nodejs#20.16.0",
+            params={
+                "roleArn": f"arn:aws:iam::{account.id}:role/gha-data-deploy",
+                "roleSessionName": session,
+            },
+        )
+        identity = day.assumed(account.id, "gha-data-deploy", session, web_identity=provider)
+        for service, name, params in (
+            ("sts", "GetCallerIdentity", {}),
+            ("glue", "UpdateJob", {"jobName": rng.choice(("orders-daily", "clicks-hourly"))}),
+            ("s3", "PutObject", {"bucketName": f"data-artifacts-{account.id}", "key": "jobs.zip"}),
+        ):
+            when += timedelta(seconds=rng.randrange(2, 30))
+            day.ct(
+                when,
+                account.id,
+                "us-west-2",
+                identity,
+                service,
+                name,
+                ip=ip,
+                agent=_BOTO,
+                params=params,
+                category="Data" if service == "s3" else "Management",
+            )
 
 
 def _deploy_calls(day: _Day, target: Account, rng: random.Random) -> list[tuple[str, str, Json]]:
@@ -997,7 +1072,7 @@ def _scanner(day: _Day, scale: float) -> None:
     reads = (*_PLATFORM_READS, *_DBA_READS, ("s3", "GetBucketAcl"), ("kms", "ListKeys"))
     agent = (
         "Boto3/1.34.144 md/Botocore#1.34.144 ua/2.0 os/linux#6.1.97 lang/python#3.12.4 "
-        "prowler/4.3.0"
+        "cloud-posture/3.8.1"
     )
     for account in org.accounts:
         identity = day.assumed(account.id, "posture-scan", f"posture-scan-{day.index}")
@@ -1972,6 +2047,7 @@ ATTACKS: tuple[AttackTechnique, ...] = (
 _ACTORS: tuple[Callable[[_Day, float], None], ...] = (
     _people,
     _gitlab,
+    _github,
     _services,
     _aws_services,
     _karpenter,
@@ -1994,6 +2070,9 @@ def generate(
     """Records of ``days`` days from ``start``, in time order; the same seed, the same records."""
     org = org or default_org(seed)
     chosen = ATTACKS if attacks is True else () if attacks is False else tuple(attacks)
+    # What a day starts can end the next day (a node removed hours later, a long exec):
+    # such records wait for their own day, so the stream stays in time order.
+    carried: list[OrgRecord] = []
     for index in range(days):
         day = _Day(org, _rand(f"check:{seed}:day:{index}"), start + timedelta(days=index), index)
         for actor in _ACTORS:
@@ -2003,5 +2082,8 @@ def generate(
                 day.technique = attack.id
                 attack.inject(day, day.start + timedelta(hours=attack.hour))
                 day.technique = None
-        day.out.sort(key=lambda r: r.time)
-        yield from day.out
+        end = day.start + timedelta(days=1)
+        records = sorted([*carried, *day.out], key=lambda r: r.time)
+        carried = [r for r in records if r.time >= end]
+        yield from (r for r in records if r.time < end)
+    # Records past the last day are outside the window, as in logs cut at a date.

@@ -83,10 +83,11 @@ def test_generated_attacks_declare_what_the_evaluation_expects(name: str) -> Non
 
 def test_org_check_holds() -> None:
     # The check set: measured, never tuned on. Floors only keep what today's detectors find.
-    result = evaluate_org("org-check", scale=0.3)
+    result = evaluate_org("org-check", scale=0.5)
     assert result.purpose == "checking"
     assert len(result.meant) == 14
     assert result.strict >= 7
     assert result.any_alert >= 13
-    assert result.fp_per_10k(medium=True) <= 76.2
+    assert result.fp_per_10k(medium=True) <= 7.57, result.fp.top()
+    assert result.fp_per_10k(medium=False) <= 11.93
     assert result.unexplained == 0

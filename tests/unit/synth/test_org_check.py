@@ -50,9 +50,14 @@ def test_deterministic_time_ordered_and_normalized() -> None:
     assert {e.cluster for e in events if e.source == "eks"} == {
         c.name for c in default_org().clusters
     }
-    assert {"assumed_role", "iam_user", "aws_service", "k8s_user", "k8s_serviceaccount"} <= {
-        e.principal.type for e in events
-    }
+    assert {
+        "assumed_role",
+        "iam_user",
+        "aws_service",
+        "web_identity_user",
+        "k8s_user",
+        "k8s_serviceaccount",
+    } <= {e.principal.type for e in events}
 
 
 def test_records_follow_aws_shapes() -> None:
