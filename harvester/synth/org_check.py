@@ -300,8 +300,16 @@ def default_org(seed: int = 2027) -> CheckOrg:
 # --- the record writer ----------------------------------------------------------------------------
 
 
+# Services whose (query-protocol) APIs answer AccessDenied; JSON APIs answer AccessDeniedException.
+_ACCESS_DENIED = frozenset(
+    {"iam", "sts", "s3", "monitoring", "rds", "elasticloadbalancing", "autoscaling", "sns"}
+)
+
+
 def _denial(host: str, name: str, arn: str, resource: str) -> tuple[str, str]:
     """The error code and message AWS records for a call the caller's policies do not allow."""
+    if host == "s3":
+        return "AccessDenied", "Access Denied"
     because = f"because no identity-based policy allows the {host}:{name} action"
     if host == "ec2":
         return (
@@ -310,7 +318,7 @@ def _denial(host: str, name: str, arn: str, resource: str) -> tuple[str, str]:
             f"to perform: ec2:{name} on resource: {resource} {because}. Encoded authorization "
             f"failure message: {uuid.uuid5(uuid.NAMESPACE_URL, arn + name).hex}",
         )
-    code = "AccessDenied" if host in ("iam", "s3", "sts", "cloudtrail") else "AccessDeniedException"
+    code = "AccessDenied" if host in _ACCESS_DENIED else "AccessDeniedException"
     return (
         code,
         f"User: {arn} is not authorized to perform: {host}:{name} on resource: {resource} "
@@ -1125,7 +1133,10 @@ def _clusters(day: _Day, scale: float) -> None:
         for node in nodes:
             ip = node.removeprefix("ip-").split(".")[0].replace("-", ".")
             user = day.eks_user(
-                cluster, "eks-node-role", _instance_id(_rand(node)), ["system:nodes"]
+                cluster,
+                "eks-node-role",
+                _instance_id(_rand(node)),
+                ["system:bootstrappers", "system:nodes"],
             )
             user["username"] = f"system:node:{node}"
             for _ in range(int(60 * scale) + 3):
