@@ -49,7 +49,7 @@ from harvester.synth.org import (
     _LAMBDA_UA,
     _NODE_UA,
     _TERRAFORM,
-    OrgRecord,
+    Account,
     _instance_id,
     _ip,
     _net,
@@ -57,6 +57,7 @@ from harvester.synth.org import (
     _rand,
     to_event,
 )
+from harvester.synth.writer import SERVICE_HOST, AttackTechnique, DayWriter, Json, OrgRecord
 
 __all__ = [
     "ATTACKS",
@@ -69,7 +70,6 @@ __all__ = [
     "to_event",
 ]
 
-Json = dict[str, Any]
 
 DEFAULT_START = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)  # a Monday
 DEFAULT_DAYS = 21
@@ -78,13 +78,6 @@ _OUTSIDE = "404040404040"  # an account outside the organization
 _ALLOW_ALL = orjson.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 ).decode()
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    id: str
-    name: str
-    regions: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +196,6 @@ _MODELS = (
     "anthropic.claude-3-haiku-20240307-v1:0",
     "amazon.titan-embed-text-v2:0",
 )
-_HOSTS = {"cloudwatch": "monitoring", "pi": "pi", "ec2-instance-connect": "ec2-instance-connect"}
 _EKS_GROUPS = {
     "platform": "platform-admins",
     "oncall": "platform-admins",
@@ -326,27 +318,12 @@ def _denial(host: str, name: str, arn: str, resource: str) -> tuple[str, str]:
     )
 
 
-class _Day:
-    """One day of the organization: its random source, its records, and how to write them."""
+class _Day(DayWriter):
+    """One day of org-check: ``DayWriter`` with AWS's refusals, several clusters, access entries."""
 
     def __init__(self, org: CheckOrg, rng: random.Random, start: datetime, index: int) -> None:
+        super().__init__(rng, start, index, role_id=org.role_id)
         self.org = org
-        self.rng = rng
-        self.start = start
-        self.index = index
-        self.out: list[OrgRecord] = []
-        self.technique: str | None = None
-
-    def at(self, hour: float) -> datetime:
-        return self.start + timedelta(seconds=max(0.0, min(86399.0, hour * 3600)))
-
-    def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
-    def key(self, prefix: str) -> str:
-        return prefix + "".join(
-            self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16)
-        )
 
     # identities
 
@@ -359,37 +336,10 @@ class _Day:
         path: str = "",
         web_identity: str | None = None,
         instance: bool = False,
-        invoked_by: str | None = None,
-        mfa: bool = False,
     ) -> Json:
-        role_id = self.org.role_id(account, role)
-        context: Json = {
-            "sessionIssuer": {
-                "type": "Role",
-                "principalId": role_id,
-                "arn": f"arn:aws:iam::{account}:role/{path}{role}",
-                "accountId": account,
-                "userName": role,
-            },
-            "attributes": {
-                "creationDate": self.start.strftime(_CT_TIME),
-                "mfaAuthenticated": "true" if mfa else "false",
-            },
-        }
-        if web_identity:
-            context["webIdFederationData"] = {"federatedProvider": web_identity, "attributes": {}}
+        identity = self.role_session(account, role, session, path=path, web_identity=web_identity)
         if instance:
-            context["ec2RoleDelivery"] = "2.0"
-        identity: Json = {
-            "type": "AssumedRole",
-            "principalId": f"{role_id}:{session}",
-            "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
-            "accountId": account,
-            "accessKeyId": self.key("ASIA"),
-            "sessionContext": context,
-        }
-        if invoked_by:
-            identity["invokedBy"] = invoked_by
+            identity["sessionContext"]["ec2RoleDelivery"] = "2.0"
         return identity
 
     def sso(self, person: Person, account: str) -> Json:
@@ -398,24 +348,12 @@ class _Day:
         )
 
     @staticmethod
-    def iam_user(account: str, name: str, key: str) -> Json:
-        return {
-            "type": "IAMUser",
-            "principalId": "AIDA"
-            + uuid.uuid5(uuid.NAMESPACE_DNS, f"{account}/{name}").hex.upper()[:17],
-            "arn": f"arn:aws:iam::{account}:user/{name}",
-            "accountId": account,
-            "accessKeyId": key,
-            "userName": name,
-        }
-
-    @staticmethod
     def service(name: str) -> Json:
         return {"type": "AWSService", "invokedBy": f"{name}.amazonaws.com"}
 
     # CloudTrail
 
-    def ct(  # noqa: PLR0917  read as a CloudTrail line: when, account, region, who, what
+    def api(  # noqa: PLR0917  read as a CloudTrail line: when, account, region, who, what
         self,
         when: datetime,
         account: str,
@@ -424,169 +362,38 @@ class _Day:
         service: str,
         name: str,
         *,
-        ip: str,
-        agent: str,
-        params: Json | None = None,
-        response: Json | None = None,
         denied: str | None = None,
         error: tuple[str, str] | None = None,
-        read_only: bool | None = None,
-        category: str = "Management",
-        additional: Json | None = None,
+        **details: Any,
     ) -> Json:
-        """One record; ``denied`` names the resource of a refused call, ``error`` any other."""
-        host = _HOSTS.get(service, service)
-        record: Json = {
-            "eventVersion": "1.10",
-            "userIdentity": identity,
-            "eventTime": when.strftime(_CT_TIME),
-            "eventSource": f"{host}.amazonaws.com",
-            "eventName": name,
-            "awsRegion": region,
-            "sourceIPAddress": ip,
-            "userAgent": agent,
-            "requestParameters": params,
-            "responseElements": response,
-            "requestID": self.uuid(),
-            "eventID": self.uuid(),
-            "readOnly": read_only
-            if read_only is not None
-            else name.startswith(("Get", "List", "Describe", "Filter", "Lookup", "Search")),
-            "eventType": "AwsApiCall",
-            "managementEvent": category == "Management",
-            "recipientAccountId": account,
-            "eventCategory": category,
-            "tlsDetails": {
-                "tlsVersion": "TLSv1.3",
-                "cipherSuite": "TLS_AES_128_GCM_SHA256",
-                "clientProvidedHostHeader": f"{host}.{region}.amazonaws.com",
-            },
-        }
+        """``ct``, with the error AWS records for a refused call (``denied`` names the resource)
+        or for another failure (``error``: code and message)."""
         if denied is not None:
+            host = SERVICE_HOST.get(service, service)
             error = _denial(host, name, str(identity.get("arn", "")), denied)
-        if error is not None:
-            record["errorCode"], record["errorMessage"] = error
-            record["responseElements"] = None
-        if additional:
-            record["additionalEventData"] = additional
-        if identity.get("type") == "AWSService":
-            record["eventType"] = "AwsServiceEvent" if name.endswith("Event") else "AwsApiCall"
-            del record["tlsDetails"]
-        self.out.append(
-            OrgRecord(when, "cloudtrail", account, region, None, record, self.technique)
+        code, message = error if error is not None else (None, None)
+        return self.ct(
+            when, account, region, identity, service, name, error=code, message=message, **details
         )
-        return record
 
     # Kubernetes
 
     def k8s(
-        self,
-        when: datetime,
-        cluster: Cluster,
-        user: Json,
-        verb: str,
-        resource: str,
-        *,
-        ip: str,
-        agent: str,
-        namespace: str | None = None,
-        name: str | None = None,
-        subresource: str | None = None,
-        group: str = "",
-        code: int | None = None,
-        obj: Json | None = None,
-        query: str = "",
+        self, when: datetime, cluster: Cluster, user: Json, verb: str, resource: str, **details: Any
     ) -> None:
-        prefix = f"/apis/{group}/v1" if group else "/api/v1"
-        uri = prefix + (f"/namespaces/{namespace}" if namespace else "") + f"/{resource}"
-        uri += (f"/{name}" if name else "") + (f"/{subresource}" if subresource else "")
-        uri += f"?{query}" if query else ""
-        ref: Json = {"resource": resource, "apiVersion": "v1"}
-        for key, value in (
-            ("namespace", namespace),
-            ("name", name),
-            ("apiGroup", group),
-            ("subresource", subresource),
-        ):
-            if value:
-                ref[key] = value
-        streaming = subresource in ("exec", "attach", "portforward")
-        if code is None:
-            code = 101 if streaming else 201 if verb == "create" else 200
-        audit_id = self.uuid()
-        # EKS leaves RequestReceived out; a streaming request also logs when it starts.
-        stages = ("ResponseStarted", "ResponseComplete") if streaming else ("ResponseComplete",)
-        for offset, stage in enumerate(stages):
-            done = when + timedelta(seconds=self.rng.uniform(20, 600) * offset)
-            record: Json = {
-                "kind": "Event",
-                "apiVersion": "audit.k8s.io/v1",
-                "level": "RequestResponse" if obj else "Metadata",
-                "auditID": audit_id,
-                "stage": stage,
-                "requestURI": uri,
-                "verb": verb,
-                "user": user,
-                "sourceIPs": [ip],
-                "userAgent": agent,
-                "objectRef": ref,
-                "responseStatus": {"metadata": {}, "code": code},
-                "requestReceivedTimestamp": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "stageTimestamp": done.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "annotations": {
-                    "authorization.k8s.io/decision": "forbid" if code == 403 else "allow",
-                    "authorization.k8s.io/reason": "",
-                },
-            }
-            if obj is not None:
-                record["requestObject"] = obj
-            self.out.append(
-                OrgRecord(
-                    done,
-                    "k8s",
-                    cluster.account,
-                    cluster.region,
-                    cluster.name,
-                    record,
-                    self.technique,
-                )
-            )
+        where = (cluster.account, cluster.region, cluster.name)
+        self.audit(when, where, user, verb, resource, streaming=True, **details)
 
     def eks_user(self, cluster: Cluster, role: str, session: str, groups: list[str]) -> Json:
         """An IAM role session as an EKS access entry maps it (``@`` becomes ``-``)."""
-        account = cluster.account
-        role_id = self.org.role_id(account, role)
-        arn = f"arn:aws:sts::{account}:assumed-role/{role}/{session}"
-        return {
-            "username": f"arn:aws:sts::{account}:assumed-role/{role}/{session.replace('@', '-')}",
-            "uid": f"aws-iam-authenticator:{account}:{role_id}",
-            "groups": [*groups, "system:authenticated"],
-            "extra": {
-                "accessKeyId": [self.key("ASIA")],
-                "arn": [arn],
-                "canonicalArn": [f"arn:aws:iam::{account}:role/{role}"],
-                "principalId": [role_id],
-                "sessionName": [session],
-            },
-        }
+        username = f"arn:aws:sts::{cluster.account}:assumed-role/{role}/{session.replace('@', '-')}"
+        return self.iam_k8s_user(cluster.account, role, session, groups, username=username)
 
     def person_on(self, cluster: Cluster, person: Person) -> Json:
         role = next(k for k, v in _SETS.items() if v == person.permission_set)
         return self.eks_user(
             cluster, person.permission_set, person.email, [_EKS_GROUPS.get(role, "viewers")]
         )
-
-    @staticmethod
-    def service_account(namespace: str, name: str) -> Json:
-        return {
-            "username": f"system:serviceaccount:{namespace}:{name}",
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"sa/{namespace}/{name}")),
-            "groups": [
-                "system:serviceaccounts",
-                f"system:serviceaccounts:{namespace}",
-                "system:authenticated",
-            ],
-        }
 
 
 def _instances(label: str, count: int) -> list[str]:
@@ -631,7 +438,7 @@ def _people(day: _Day, scale: float) -> None:
                 service, name = rng.choice(person.actions)
                 cli = rng.random() < 0.4
                 region = account.regions[0] if rng.random() < 0.9 else rng.choice(account.regions)
-                day.ct(
+                day.api(
                     day.at(begin + rng.uniform(0, 8.5)),
                     account.id,
                     region,
@@ -646,19 +453,19 @@ def _people(day: _Day, scale: float) -> None:
         if person.permission_set == _SETS["data"]:
             _bedrock_user(day, person, ip, scale)
         if person.permission_set == _SETS["oncall"] and rng.random() < 0.2:
-            _session_manager(day, person, ip)
+            broker = rng.choice(_brokers(day))
+            _session_manager(day, person, ip, broker, day.at(begin + rng.uniform(0, 8)))
         for cluster_name in person.clusters:
             if rng.random() < 0.6:
                 _kubectl(day, org.cluster(cluster_name), person, ip, scale)
 
 
-def _session_manager(day: _Day, person: Person, ip: str) -> None:
-    """On-call engineers open a Session Manager shell on a broker now and then."""
+def _session_manager(day: _Day, person: Person, ip: str, broker: str, when: datetime) -> None:
+    """A Session Manager shell on a broker, as on-call engineers open now and then."""
     account = day.org.account("data-prod")
-    broker = day.rng.choice(_brokers(day))
-    session = f"{person.email}-0{uuid.uuid5(uuid.NAMESPACE_DNS, f'{broker}:{day.index}').hex[:16]}"
-    day.ct(
-        day.at(9 - person.utc_offset + day.rng.uniform(0, 8)),
+    session = f"{person.email}-0{uuid.uuid5(uuid.NAMESPACE_DNS, f'{broker}:{when}').hex[:16]}"
+    day.api(
+        when,
         account.id,
         "us-west-2",
         day.sso(person, account.id),
@@ -684,7 +491,7 @@ def _bedrock_user(day: _Day, person: Person, ip: str, scale: float) -> None:
         name = rng.choice(
             ("InvokeModel", "InvokeModel", "Converse", "InvokeModelWithResponseStream")
         )
-        day.ct(
+        day.api(
             day.at(9 - person.utc_offset + rng.uniform(0, 8)),
             account.id,
             "us-east-1",
@@ -763,7 +570,7 @@ def _gitlab(day: _Day, scale: float) -> None:
         own = day.assumed(shared.id, "gitlab-runner", runner, instance=True)
         ip = org.nat[shared.id]
         session = f"gitlab-{pipeline}"
-        day.ct(
+        day.api(
             when,
             target.id,
             region,
@@ -781,7 +588,7 @@ def _gitlab(day: _Day, scale: float) -> None:
         deployer = day.assumed(target.id, "deployer", session)
         for service, name, params in _deploy_calls(day, target, rng):
             when += timedelta(seconds=rng.randrange(1, 15))
-            day.ct(
+            day.api(
                 when,
                 target.id,
                 region,
@@ -822,7 +629,7 @@ def _github(day: _Day, scale: float) -> None:
         session = f"GitHubActions-{rng.randrange(10**9, 10**10)}"
         ip = _ip(_net(rng), rng)  # GitHub-hosted runners: a new address every run
         when = day.at(rng.uniform(7, 19))
-        day.ct(
+        day.api(
             when,
             account.id,
             "us-west-2",
@@ -848,7 +655,7 @@ def _github(day: _Day, scale: float) -> None:
             ("s3", "PutObject", {"bucketName": f"data-artifacts-{account.id}", "key": "jobs.zip"}),
         ):
             when += timedelta(seconds=rng.randrange(2, 30))
-            day.ct(
+            day.api(
                 when,
                 account.id,
                 "us-west-2",
@@ -895,7 +702,7 @@ def _services(day: _Day, scale: float) -> None:
             session = uuid.uuid5(uuid.NAMESPACE_DNS, f"{role}:{day.index}:{task}").hex
             identity = day.assumed(shop.id, role, session)
             ip = _private(rng)
-            day.ct(
+            day.api(
                 day.at(rng.uniform(0, 2)),
                 shop.id,
                 "eu-central-1",
@@ -916,7 +723,7 @@ def _services(day: _Day, scale: float) -> None:
                         ("s3", "PutObject", "Data"),
                     )
                 )
-                day.ct(
+                day.api(
                     day.at(rng.uniform(0, 24)),
                     shop.id,
                     "eu-central-1",
@@ -942,7 +749,7 @@ def _services(day: _Day, scale: float) -> None:
                     ("ec2", "DescribeInstances"),
                 )
             )
-            day.ct(
+            day.api(
                 day.at(rng.uniform(0, 24)),
                 data.id,
                 "us-west-2",
@@ -970,7 +777,7 @@ def _services(day: _Day, scale: float) -> None:
                     ("sqs", "SendMessage", "Data"),
                 )
             )
-            day.ct(
+            day.api(
                 day.at(rng.uniform(0, 24)),
                 account.id,
                 account.regions[0],
@@ -993,7 +800,7 @@ def _aws_services(day: _Day, scale: float) -> None:
     rng = day.rng
     for account in day.org.accounts:
         for _ in range(int(rng.randrange(15, 40) * scale) + 1):
-            day.ct(
+            day.api(
                 day.at(rng.uniform(0, 24)),
                 account.id,
                 account.regions[0],
@@ -1005,7 +812,7 @@ def _aws_services(day: _Day, scale: float) -> None:
                 params={"roleSessionName": "AWSConfig-Describe"},
             )
         if rng.random() < 0.5:
-            day.ct(
+            day.api(
                 day.at(rng.uniform(0, 24)),
                 account.id,
                 account.regions[0],
@@ -1039,7 +846,7 @@ def _karpenter(day: _Day, scale: float) -> None:
                 ("m6i", "c6i", "r6i") if cluster.name != "data-platform" else ("r6i", "m6i")
             )
             size = rng.choice(("large", "xlarge", "2xlarge"))
-            day.ct(
+            day.api(
                 when,
                 cluster.account,
                 cluster.region,
@@ -1059,7 +866,7 @@ def _karpenter(day: _Day, scale: float) -> None:
                     }
                 },
             )
-            day.ct(
+            day.api(
                 when + timedelta(minutes=rng.randrange(30, 600)),
                 cluster.account,
                 cluster.region,
@@ -1087,7 +894,7 @@ def _scanner(day: _Day, scale: float) -> None:
         for _ in range(int(90 * scale) + 3):
             when += timedelta(milliseconds=rng.randrange(80, 900))
             service, name = rng.choice(reads)
-            day.ct(
+            day.api(
                 when,
                 account.id,
                 account.regions[0],
@@ -1105,11 +912,11 @@ def _reporting(day: _Day, scale: float) -> None:
     """A legacy IAM user with a long-term key pulls cost reports every morning."""
     account = day.org.account("management")
     key = "AKIA" + uuid.uuid5(uuid.NAMESPACE_DNS, "reporting-bot").hex[:16].upper()
-    identity = day.iam_user(account.id, "reporting-bot", key)
+    identity = day.user(account.id, "reporting-bot", key)
     when = day.at(5.0)
     for _ in range(int(12 * scale) + 2):
         when += timedelta(seconds=day.rng.randrange(1, 20))
-        day.ct(
+        day.api(
             when,
             account.id,
             "us-east-1",
@@ -1248,7 +1055,7 @@ def _novelty(day: _Day, scale: float) -> None:
             ("lambda", "CreateFunction20150331", {"functionName": "recommendations"}),
         ):
             when += timedelta(seconds=5)
-            day.ct(
+            day.api(
                 when,
                 shop.id,
                 "eu-central-1",
@@ -1262,7 +1069,7 @@ def _novelty(day: _Day, scale: float) -> None:
     if day.index >= 10:
         identity = day.assumed(shop.id, "recommendations-role", "recommendations")
         for _ in range(int(rng.randrange(3, 8) * scale) + 1):
-            day.ct(
+            day.api(
                 day.at(rng.uniform(0, 24)),
                 shop.id,
                 "eu-central-1",
@@ -1278,7 +1085,7 @@ def _novelty(day: _Day, scale: float) -> None:
         deployer = day.assumed(data.id, "deployer", "gitlab-5550456")
         ip = org.nat[org.account("shared-services").id]
         for broker in _instances("kafka-graviton", 3):
-            day.ct(
+            day.api(
                 day.at(10.0 + rng.uniform(0, 0.2)),
                 data.id,
                 "us-west-2",
@@ -1329,7 +1136,7 @@ def _novelty(day: _Day, scale: float) -> None:
             ("ModifyDBCluster", {"dBClusterIdentifier": "orders-v2", "backupRetentionPeriod": 14}),
         ):
             when += timedelta(minutes=4)
-            day.ct(
+            day.api(
                 when,
                 shop.id,
                 "eu-central-1",
@@ -1348,24 +1155,8 @@ def _novelty(day: _Day, scale: float) -> None:
         when = day.at(3.2)
         for broker in _brokers(day):
             when += timedelta(minutes=6)
-            session = f"{engineer.email}-0{uuid.uuid5(uuid.NAMESPACE_DNS, broker).hex[:16]}"
-            day.ct(
-                when,
-                data.id,
-                "us-west-2",
-                identity,
-                "ssm",
-                "StartSession",
-                ip=ip,
-                agent=_cli("ssm.start-session"),
-                params={"target": broker},
-                response={
-                    "sessionId": session,
-                    "tokenValue": "Value hidden due to security reasons.",
-                    "streamUrl": f"wss://ssmmessages.us-west-2.amazonaws.com/v1/data-channel/{session}",
-                },
-            )
-        day.ct(
+            _session_manager(day, engineer, ip, broker, when)
+        day.api(
             when + timedelta(minutes=2),
             data.id,
             "us-west-2",
@@ -1393,19 +1184,6 @@ def _novelty(day: _Day, scale: float) -> None:
 
 
 # --- attacks ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AttackTechnique:
-    """An attack step injected into org-check, with the detectors meant to notice it."""
-
-    id: str
-    name: str
-    mitre: tuple[str, ...]
-    expected: tuple[str, ...]
-    day: int
-    hour: float
-    inject: Callable[[_Day, datetime], None]
 
 
 def _attacker(label: str) -> str:
@@ -1475,7 +1253,7 @@ def _refused_escalation(day: _Day, when: datetime) -> None:
     ]
     for service, name, params, resource in steps:
         when += timedelta(seconds=day.rng.randrange(2, 12))
-        day.ct(
+        day.api(
             when,
             account.id,
             "eu-central-1",
@@ -1497,7 +1275,7 @@ def _ssm_send_command(day: _Day, when: datetime) -> None:
     # The pipeline's deployer session, its token stolen from a job log.
     identity = day.assumed(account.id, "deployer", "gitlab-6123987")
     brokers = _brokers(day)
-    day.ct(
+    day.api(
         when,
         account.id,
         "us-west-2",
@@ -1531,7 +1309,7 @@ def _instance_connect(day: _Day, when: datetime) -> None:
     identity = day.sso(person, account.id)
     for instance in _instances("staging-bastion", 2):
         when += timedelta(seconds=40)
-        day.ct(
+        day.api(
             when,
             account.id,
             "eu-central-1",
@@ -1572,7 +1350,7 @@ def _instance_credentials_elsewhere(day: _Day, when: datetime) -> None:
     ]
     for service, name, params, category in steps:
         when += timedelta(seconds=day.rng.randrange(2, 30))
-        day.ct(
+        day.api(
             when,
             account.id,
             "us-west-2",
@@ -1594,7 +1372,7 @@ def _userdata_burst(day: _Day, when: datetime) -> None:
     ip = _attacker("userdata")
     for index, instance in enumerate(_instances("shop-fleet", 24)):
         when += timedelta(seconds=day.rng.randrange(1, 4))
-        day.ct(
+        day.api(
             when,
             account.id,
             "eu-central-1",
@@ -1614,7 +1392,7 @@ def _stolen_key(day: _Day) -> tuple[Json, str, str]:
     account = day.org.account("management")
     key = "AKIA" + uuid.uuid5(uuid.NAMESPACE_DNS, "reporting-bot").hex[:16].upper()
     agent = "Boto3/1.35.10 md/Botocore#1.35.10 ua/2.0 os/linux#6.8.0 lang/python#3.12.3"
-    return day.iam_user(account.id, "reporting-bot", key), _attacker("llm"), agent
+    return day.user(account.id, "reporting-bot", key), _attacker("llm"), agent
 
 
 def _gpu_launch(day: _Day, when: datetime) -> None:
@@ -1630,7 +1408,7 @@ def _gpu_launch(day: _Day, when: datetime) -> None:
     ):
         when += timedelta(seconds=day.rng.randrange(10, 60))
         instance = _instance_id(day.rng)
-        day.ct(
+        day.api(
             when,
             account.id,
             "ap-southeast-1",
@@ -1681,7 +1459,7 @@ def _bedrock_access(day: _Day, when: datetime) -> None:
         ("PutFoundationModelEntitlement", {"modelId": model}),
     ):
         when += timedelta(seconds=day.rng.randrange(5, 40))
-        day.ct(
+        day.api(
             when,
             account.id,
             "us-east-1",
@@ -1697,7 +1475,7 @@ def _bedrock_access(day: _Day, when: datetime) -> None:
 def _bedrock_logging_deleted(day: _Day, when: datetime) -> None:
     identity, ip, agent = _stolen_key(day)
     account = day.org.account("management")
-    day.ct(
+    day.api(
         when,
         account.id,
         "us-east-1",
@@ -1715,7 +1493,7 @@ def _bedrock_invocations(day: _Day, when: datetime) -> None:
     account = day.org.account("management")
     for _ in range(30):
         when += timedelta(seconds=day.rng.randrange(3, 30))
-        day.ct(
+        day.api(
             when,
             account.id,
             "us-east-1",
@@ -1735,7 +1513,7 @@ def _roles_anywhere(day: _Day, when: datetime) -> None:
     identity = day.sso(org.person("amara"), account.id)
     ip = _attacker("rolesanywhere")
     anchor = f"arn:aws:rolesanywhere:eu-central-1:{account.id}:trust-anchor/{day.uuid()}"
-    day.ct(
+    day.api(
         when,
         account.id,
         "eu-central-1",
@@ -1756,7 +1534,7 @@ def _roles_anywhere(day: _Day, when: datetime) -> None:
             "trustAnchor": {"trustAnchorArn": anchor, "name": "partner-sync", "enabled": True}
         },
     )
-    day.ct(
+    day.api(
         when + timedelta(seconds=50),
         account.id,
         "eu-central-1",
@@ -1778,7 +1556,7 @@ def _roles_anywhere(day: _Day, when: datetime) -> None:
 def _federation_token(day: _Day, when: datetime) -> None:
     identity, ip, agent = _stolen_key(day)
     account = day.org.account("management")
-    day.ct(
+    day.api(
         when,
         account.id,
         "us-east-1",
@@ -1822,7 +1600,7 @@ def _federation_token(day: _Day, when: datetime) -> None:
             "attributes": {"creationDate": when.strftime(_CT_TIME), "mfaAuthenticated": "false"},
         },
     }
-    day.ct(
+    day.api(
         when + timedelta(seconds=30),
         account.id,
         "us-east-1",
@@ -1849,7 +1627,7 @@ def _secrets_by_new_principal(day: _Day, when: datetime) -> None:
         ("ssm", "GetParameter", {"name": "/shop/prod/admin-token", "withDecryption": True}),
     ):
         when += timedelta(seconds=day.rng.randrange(2, 20))
-        day.ct(
+        day.api(
             when,
             account.id,
             "eu-central-1",
@@ -1866,7 +1644,7 @@ def _security_group_all_open(day: _Day, when: datetime) -> None:
     org = day.org
     account = org.account("shop-staging")
     identity = day.sso(org.person("farah"), account.id)
-    day.ct(
+    day.api(
         when,
         account.id,
         "eu-central-1",
@@ -1913,7 +1691,7 @@ def _k8s_exec(day: _Day, when: datetime) -> None:
     )
 
 
-ATTACKS: tuple[AttackTechnique, ...] = (
+ATTACKS: tuple[AttackTechnique[_Day], ...] = (
     AttackTechnique(
         "refused-privilege-escalation",
         "Refused privilege escalation and a sweep of refused secret reads",
@@ -2076,7 +1854,7 @@ def generate(
     days: int = DEFAULT_DAYS,
     start: datetime = DEFAULT_START,
     scale: float = 1.0,
-    attacks: bool | Iterable[AttackTechnique] = True,
+    attacks: bool | Iterable[AttackTechnique[_Day]] = True,
 ) -> Iterator[OrgRecord]:
     """Records of ``days`` days from ``start``, in time order; the same seed, the same records."""
     org = org or default_org(seed)

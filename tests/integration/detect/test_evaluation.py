@@ -88,6 +88,6 @@ def test_org_check_holds() -> None:
     assert len(result.meant) == 14
     assert result.strict >= 7
     assert result.any_alert >= 13
-    assert result.fp_per_10k(medium=True) <= 7.57, result.fp.top()
-    assert result.fp_per_10k(medium=False) <= 11.93
+    assert result.fp_per_10k(medium=True) <= 7.43, result.fp.top()
+    assert result.fp_per_10k(medium=False) <= 10.32
     assert result.unexplained == 0
