@@ -126,6 +126,26 @@ ROOT_ACTIVITY = _spec(
 )
 
 
+# Tasks that AWS lets only the root user do, or that the console does for it: the reasons
+# to use root at all (https://docs.aws.amazon.com/IAM/latest/UserGuide/root-user-tasks.html).
+_ROOT_TASK_SERVICES = frozenset(
+    {
+        "account",
+        "billing",
+        "billingconsole",
+        "ce",
+        "consolidatedbilling",
+        "freetier",
+        "invoicing",
+        "payments",
+        "support",
+        "supportplans",
+        "tax",
+    }
+)
+_ROOT_TASK_NAMES = frozenset({"CreateServiceLinkedRole", "PasswordUpdated", "CheckMfa"})
+
+
 @rule(ROOT_ACTIVITY, failures=True)
 def _root_activity(s: Subject, cfg: RuleConfig) -> Hit | None:
     p = s.event.principal
@@ -136,9 +156,29 @@ def _root_activity(s: Subject, cfg: RuleConfig) -> Hit | None:
         if not s.event.outcome.success:
             return None  # aws.root-console-login-failed reports these
         mfa = "with MFA" if p.mfa else "without MFA" if p.mfa is False else ""
-        return Hit(summary=f"the root user of {s.event.account} signed in {mfa}{s.where}")
+        return Hit(
+            summary=f"the root user of {s.event.account} signed in {mfa}{s.where}",
+            # A password alone opens an account with no policy to stop it.
+            severity=Severity.high if p.mfa is False else Severity.medium,
+        )
     if not s.event.outcome.success:
-        return Hit(summary=s.called("and was refused"), severity=Severity.medium)
+        return Hit(
+            summary=s.called("and was refused"),
+            context="An attempt: the call failed.",
+            severity=Severity.low,
+        )
+    if s.event.action.service in _ROOT_TASK_SERVICES or name in _ROOT_TASK_NAMES:
+        return Hit(
+            summary=s.called(),
+            context="An account task that needs the root user; its sign-in is reported on its own.",
+            severity=Severity.low,
+        )
+    if s.event.read_only:
+        return Hit(
+            summary=s.called(),
+            context="A read: the root user's writes and its sign-in are reported higher.",
+            severity=Severity.low,
+        )
     return Hit(summary=s.called())
 
 
