@@ -1063,7 +1063,7 @@ NOVELTIES: tuple[Novelty, ...] = (
             title="Principal using a new tool",
             severity=Severity.low,
             tactics=["TA0001", "TA0005"],
-            techniques=["T1078"],
+            techniques=["T1078", "T1059.009"],
             description=(
                 "A principal called APIs with a user-agent family (aws-cli, boto3, terraform, a "
                 "browser…) it had never used; workloads do not change tools on their own."

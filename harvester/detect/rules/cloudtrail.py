@@ -251,7 +251,7 @@ FEDERATION_TOKEN = _spec(
     title="Console sign-in token minted by a script",
     severity=Severity.medium,
     tactics=["TA0008", "TA0001"],
-    techniques=["T1550.001"],
+    techniques=["T1550.001", "T1021.007"],
     description=(
         "GetSigninToken turns API credentials into a console session. Outside the SSO portal it is"
         " how stolen keys are taken to the console."
@@ -944,7 +944,7 @@ TRUST_OPENED = _spec(
     title="Role trust opened to another account or anyone",
     severity=Severity.high,
     tactics=["TA0003", "TA0004"],
-    techniques=["T1098.003"],
+    techniques=["T1098.003", "T1199"],
     description=(
         "A role's trust policy now lets a foreign account, or anyone, assume it (without an "
         "organization, account or source condition)."
@@ -1072,7 +1072,7 @@ IDP_CHANGED = _spec(
     title="SAML or OIDC identity provider changed",
     severity=Severity.medium,
     tactics=["TA0003", "TA0005"],
-    techniques=["T1484.002"],
+    techniques=["T1484.002", "T1556"],
     description=(
         "A federation trust was added, changed or removed: whoever controls the provider can mint "
         "sessions in the account."
@@ -1737,7 +1737,7 @@ USERDATA_CHANGED = _spec(
     title="Instance startup script changed",
     severity=Severity.high,
     tactics=["TA0003", "TA0002"],
-    techniques=["T1037", "T1059"],
+    techniques=["T1037", "T1059", "T1578.005"],
     description=("New user data runs as root the next time the instance starts."),
 )
 
