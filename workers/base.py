@@ -52,6 +52,14 @@ def _delivery_count(task: AnyTask) -> int:
     return int(count)
 
 
+def _dead_letter(task: AnyTask, name: str, deliveries: int, args: list[Any]) -> dict[str, Any]:
+    reason = f"delivered {deliveries} times without finishing (worker killed each time?)"
+    record_dead_letter(runtime(), task=name, task_id=str(task.request.id), args=args, reason=reason)
+    log.error("task %s[%s] dead-lettered: %s", name, task.request.id, reason)
+    metrics.record_dead_letter(name)
+    return {"dead_letter": True}
+
+
 def harvester_task(
     *,
     name: str,
@@ -71,22 +79,12 @@ def harvester_task(
 
     def decorate(fn: Callable[P, R]) -> AnyTask:
         def run(self: AnyTask, /, *args: P.args, **kwargs: P.kwargs) -> R | dict[str, Any]:
-            deliveries = _delivery_count(self)
-            if deliveries > timing().max_deliveries:
-                reason = (
-                    f"delivered {deliveries} times without finishing (worker killed each time?)"
-                )
-                record_dead_letter(
-                    runtime(),
-                    task=name,
-                    task_id=str(self.request.id),
-                    args=list(args),
-                    reason=reason,
-                )
-                log.error("task %s[%s] dead-lettered: %s", name, self.request.id, reason)
-                metrics.record_dead_letter(name)
-                return {"dead_letter": True}
             try:
+                # Inside the retry handling: a Redis outage as the task starts is a transient
+                # error like any other, retried, not a failure that acks the message away.
+                deliveries = _delivery_count(self)
+                if deliveries > timing().max_deliveries:
+                    return _dead_letter(self, name, deliveries, list(args))
                 return fn(*args, **kwargs)
             except TRANSIENT as exc:
                 exhausted = max_retries is not None and self.request.retries >= max_retries
