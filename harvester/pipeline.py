@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
 from harvester import metrics
-from harvester.aws.errors import AwsError, NoSuchKey, ObjectChanged
+from harvester.aws.errors import AwsError, NoSuchKey, ObjectChanged, sanitize
 from harvester.aws.identity import SourceInfo, source_info_from_row
 from harvester.aws.s3 import open_object
 from harvester.batches import BatchBuilder, decode_batch
@@ -229,8 +231,50 @@ def harvest_source(
         return SourceRunResult(source_id, "busy")
     try:
         return _harvest_source(rt, source_id=source_id, enqueue=enqueue)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        # A bug or a configuration nothing foresaw fails this source, never the cycle, the
+        # dispatch or the process: the next sources are harvested, and this one says why.
+        log.exception("source %s: harvest failed on an unexpected error", source_id)
+        return source_failed(rt, source_id=source_id, reason=unexpected_reason(exc))
     finally:
         lease.release()
+
+
+# AWS, the database, Redis and the network: their errors are the caller's to retry (a task's
+# retry policy) or report; anything else raised while harvesting one source is its failure.
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    AwsError,
+    DBAPIError,
+    RedisError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def unexpected_reason(exc: BaseException) -> str:
+    """A health reason for an error nobody converted: its type and its (sanitized) text."""
+    return f"unexpected error: {type(exc).__name__}: {sanitize(str(exc))[:500]}"
+
+
+def source_failed(rt: Runtime, *, source_id: int, reason: str) -> SourceRunResult:
+    """Record a source run that failed as a whole: degraded with ``reason``, counted."""
+    with rt.sessions.begin() as session:
+        source = session.get(Source, source_id)
+        kind = source.kind if source is not None else None
+    metrics.record_source_error(kind)
+    result = SourceRunResult(source_id, "degraded", kind=kind, error=reason)
+    _record_run(rt, source_id=source_id, result=result, now=rt.clock())
+    return result
+
+
+def mark_degraded(rt: Runtime, *, source_id: int, reason: str) -> None:
+    """Set a source's health to degraded with ``reason`` (a task that gave up, say)."""
+    with rt.sessions.begin() as session:
+        source = session.get(Source, source_id)
+        if source is not None:
+            source.health, source.health_reason = "degraded", reason
 
 
 def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> SourceRunResult:
@@ -504,6 +548,13 @@ def _harvest_object(
         if exc.retryable:
             raise
         outcome.status, outcome.error = "failed", f"{exc} — {exc.remedy}"
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        # A bug met on this object: recorded failed (retried a bounded number of times by
+        # later cycles), and the other objects, the source and the cycle go on.
+        log.exception("source %s: object s3://%s/%s: unexpected error", source_id, info.bucket, key)
+        outcome.status, outcome.error = "failed", unexpected_reason(exc)
     outcome.events, outcome.batches = builder.events, builder.batches
     outcome.bytes = stats.compressed_bytes
     now = rt.clock()

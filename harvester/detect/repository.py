@@ -211,6 +211,13 @@ def save_anomalies(
     executemany). Should another transaction store one of the new ones first, it is read and
     merged like those found at the start.
     """
+    return _save_anomalies(session, anomalies, clock=clock, evidence_cap=evidence_cap)[0]
+
+
+def _save_anomalies(
+    session: Session, anomalies: Sequence[Anomaly], *, clock: Clock, evidence_cap: int
+) -> tuple[list[Anomaly], set[str]]:
+    """:func:`save_anomalies`, plus the dedup keys this call inserted (the new anomalies)."""
     merged: dict[str, Anomaly] = {}
     for anomaly in anomalies:
         old = merged.get(anomaly.dedup_key)
@@ -218,11 +225,12 @@ def save_anomalies(
             anomaly if old is None else merge_anomaly(old, anomaly, cap=evidence_cap)
         )
     if not merged:
-        return []
+        return [], set()
     # Core statements do not flush the session as ORM ones do: pending ORM changes first.
     session.flush()
     now = clock()
     stored: dict[str, Anomaly] = {}
+    inserted: set[str] = set()
     updates: list[dict[str, Any]] = []
 
     def merge(rows: Iterable[Any], *, ours: bool) -> None:
@@ -232,6 +240,7 @@ def save_anomalies(
             if ours and old == _as_stored(mine):
                 # Inserted by this call (or the very same anomaly, by a concurrent redo).
                 stored[row.dedup_key] = mine
+                inserted.add(row.dedup_key)
                 continue
             new = merge_anomaly(old, mine, cap=evidence_cap)
             stored[row.dedup_key] = new
@@ -261,6 +270,7 @@ def save_anomalies(
         )
         if getattr(result, "rowcount", -1) == len(fresh):
             stored.update((key, merged[key]) for key in fresh)
+            inserted.update(fresh)
         else:
             merge(locked(fresh), ours=True)
     if updates:
@@ -268,7 +278,7 @@ def save_anomalies(
         updates.sort(key=lambda row: str(row["b_id"]))
         session.execute(update(_ANOMALIES).where(_ANOMALIES.c.id == bindparam("b_id")), updates)
         _expire(session, AnomalyRecord, (row["b_id"] for row in updates))
-    return [stored[key] for key in merged if key in stored]
+    return [stored[key] for key in merged if key in stored], inserted
 
 
 def _merged_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
@@ -842,6 +852,9 @@ class StoreSummary:
     # Identities of the anomalies stored, for ``correlate_pending`` when correlation is
     # left to a periodic task (sorted, without repeats).
     identities: tuple[str, ...] = ()
+    # (detector, severity) of each anomaly this batch stored for the first time: repeats
+    # folded into an existing anomaly are not here (``harvester_anomalies_total``).
+    new: tuple[tuple[str, str], ...] = ()
 
 
 def score_and_store(
@@ -873,7 +886,7 @@ def score_and_store(
         suppressions = active_suppressions(session, now=clock())
     result = scorer.score(events, suppressions=suppressions, owner=owner)
     try:
-        stored = save_anomalies(
+        stored, inserted = _save_anomalies(
             session, result.anomalies, clock=clock, evidence_cap=scorer.config.evidence_cap
         )
         identities = tuple(sorted({a.identity for a in stored if a.identity}))
@@ -898,4 +911,5 @@ def score_and_store(
         incidents=len(incidents),
         errors=result.errors,
         identities=identities,
+        new=tuple((a.detector, a.severity.value) for a in stored if a.dedup_key in inserted),
     )
