@@ -122,7 +122,7 @@ DISCOVERY_SCOPE = "meta:regions"
 REDISCOVER_AFTER = timedelta(hours=1)
 # Whole day folders are relisted this often, to find objects later than the lateness window.
 SWEEP_EVERY = timedelta(hours=3)
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 
 
 def _locations(

@@ -1227,7 +1227,7 @@ def _lambda_permission(s: Subject, cfg: RuleConfig) -> Hit | None:
 
 
 def _is_account(value: str) -> bool:
-    return len(value) == 12 and value.isdigit()
+    return len(value) == 12 and value.isascii() and value.isdigit()
 
 
 SNAPSHOT_SHARED = _spec(
