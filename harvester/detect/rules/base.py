@@ -14,6 +14,7 @@ from harvester.detect.model import DetectorSpec, Hit, Severity, SourceKind
 from harvester.events import Event, payload
 
 __all__ = [
+    "Call",
     "Rule",
     "RuleCatalog",
     "RuleConfig",
@@ -135,6 +136,18 @@ class Rule:
     failures: bool = False
     successes: bool = True
     tags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API call a table rule reports; ``when`` returns a detail, or None to pass."""
+
+    services: tuple[str, ...]
+    name: str
+    detail: str = ""
+    severity: Severity | None = None
+    when: Callable[[Subject], str | None] | None = None
+    routine: bool = False
 
 
 def attempt_severity(severity: Severity) -> Severity:
@@ -309,3 +322,30 @@ class RuleCatalog:
         )
         self.rules.append(made)
         return made
+
+    def table(self, detector: DetectorSpec, calls: Iterable[Call]) -> Rule:
+        """Register a rule from a table of calls: "declare, then run" at its plainest."""
+        index: dict[tuple[str, str], Call] = {}
+        for call in calls:
+            for service in call.services:
+                index[(service, call.name)] = call
+
+        def check(s: Subject, cfg: RuleConfig) -> Hit | None:
+            action = s.event.action
+            name = base_name(action.name)
+            call = index.get((action.service, name))
+            if call is None:
+                return None
+            detail = call.detail
+            if call.when is not None:
+                found = call.when(s)
+                if found is None:
+                    return None
+                detail = found
+            return Hit(
+                summary=s.called(detail.strip()),
+                severity=call.severity,
+                routine_key=f"{action.service}:{name}" if call.routine else None,
+            )
+
+        return self.add(detector, check, names=[name for _, name in index])

@@ -8,8 +8,7 @@ accounts and trail buckets come in through ``RuleConfig``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from harvester.detect.features import (
@@ -25,8 +24,8 @@ from harvester.detect.features import (
     principal_account,
     ua_family,
 )
-from harvester.detect.model import DetectorSpec, Hit, Severity
-from harvester.detect.rules.base import Rule, RuleCatalog, RuleConfig, Subject, base_name
+from harvester.detect.model import Hit, Severity
+from harvester.detect.rules.base import Call, Rule, RuleCatalog, RuleConfig, Subject, base_name
 from harvester.detect.rules.params import (
     ALL_PORTS,
     Network,
@@ -54,44 +53,7 @@ _spec = _CATALOG.spec
 rule = _CATALOG.rule
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One API call a table rule reports; ``when`` returns a detail, or None to pass."""
-
-    services: tuple[str, ...]
-    name: str
-    detail: str = ""
-    severity: Severity | None = None
-    when: Callable[[Subject], str | None] | None = None
-    routine: bool = False
-
-
-def table_rule(detector: DetectorSpec, calls: Iterable[Call]) -> None:
-    """Register a rule from a table of calls: "declare, then run" at its plainest."""
-    index: dict[tuple[str, str], Call] = {}
-    for call in calls:
-        for service in call.services:
-            index[(service, call.name)] = call
-
-    def check(s: Subject, cfg: RuleConfig) -> Hit | None:
-        action = s.event.action
-        name = base_name(action.name)
-        call = index.get((action.service, name))
-        if call is None:
-            return None
-        detail = call.detail
-        if call.when is not None:
-            found = call.when(s)
-            if found is None:
-                return None
-            detail = found
-        return Hit(
-            summary=s.called(detail.strip()),
-            severity=call.severity,
-            routine_key=f"{action.service}:{name}" if call.routine else None,
-        )
-
-    _CATALOG.add(detector, check, names=[name for _, name in index])
+table_rule = _CATALOG.table
 
 
 # --- root -----------------------------------------------------------------------------------
@@ -505,8 +467,8 @@ table_rule(
         tactics=["TA0005"],
         techniques=["T1562.001"],
         description=(
-            "A web ACL was detached, default EBS encryption turned off, model invocation logging "
-            "or guardrails deleted, EKS control plane logs turned off, alarms or log subscriptions"
+            "A web ACL was detached, default EBS encryption turned off, model guardrails deleted,"
+            " EKS control plane logs turned off, alarms or log subscriptions"
             " removed."
         ),
     ),
@@ -514,7 +476,6 @@ table_rule(
         Call(("wafv2", "waf-regional", "waf"), "DisassociateWebACL", severity=Severity.high),
         Call(("wafv2", "waf-regional", "waf"), "DeleteWebACL"),
         Call(("ec2",), "DisableEbsEncryptionByDefault"),
-        Call(("bedrock",), "DeleteModelInvocationLoggingConfiguration"),
         Call(("bedrock",), "DeleteGuardrail"),
         Call(("bedrock",), "UpdateGuardrail", severity=Severity.low, routine=True),
         Call(("eks",), "UpdateClusterConfig", severity=Severity.high, when=_cluster_logging_off),

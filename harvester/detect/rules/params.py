@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from harvester.detect.features import as_list, load_json
@@ -26,6 +26,7 @@ __all__ = [
     "dig",
     "every_port",
     "falsy",
+    "find",
     "internet_network",
     "items",
     "name_in",
@@ -97,6 +98,27 @@ def items(data: Any) -> list[Any]:
         if inner is not None or not data:
             return as_list(structured(inner))
     return as_list(data)
+
+
+def find(data: Any, name: str, *, depth: int = 6) -> Iterator[Any]:
+    """Every value under a key called ``name`` (without case) at any depth, text parsed.
+
+    One setting nests differently from API to API (an instance type is top-level in
+    RunInstances, under launch specifications in spot requests, under overrides in fleets).
+    """
+    if depth < 0:
+        return
+    data = structured(data)
+    wanted = name.lower()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and key.lower() == wanted:
+                yield structured(value)
+            elif isinstance(value, (dict, list, str)):
+                yield from find(value, name, depth=depth - 1)
+    elif isinstance(data, list):
+        for value in data:
+            yield from find(value, name, depth=depth - 1)
 
 
 def as_int(value: Any) -> int | None:
