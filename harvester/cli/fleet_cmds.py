@@ -120,6 +120,8 @@ def run(
         )
         for line in result.degraded:
             console().print(f"degraded: {line}", markup=False)
+        for line in result.silent:
+            console().print(f"silent: {line}", markup=False)
     finally:
         rt.close()
 
