@@ -426,8 +426,10 @@ def _verify_digests(
 
 
 def _record_run(
-    rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime, folder: str
+    rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime, folder: str = ""
 ) -> None:
+    # ``folder`` (where the logs are expected) only words the silence reason of a run that
+    # succeeded; a run that failed as a whole has none to give.
     with rt.sessions.begin() as session:
         source = session.get(Source, source_id)
         if source is None:

@@ -63,7 +63,6 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Cloud Administration Command",
         "Execution",
         "Cloud",
-        gap="SSM Run Command and Session Manager: no detector yet",
     ),
     Technique("T1648", "Serverless Execution", "Execution", "Cloud"),
     Technique("T1059.009", "Command and Scripting Interpreter: Cloud API", "Execution", "Cloud"),
@@ -327,7 +326,6 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Resource Hijacking",
         "Impact",
         "Cloud, Containers",
-        gap="no detector for GPU launches or model invocation abuse yet",
     ),
     Technique(
         "T1531",
