@@ -37,14 +37,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.corpora import CORPORA, CORPUS, Labelled
+from benchmarks.corpora import CORPORA, CORPUS, Case
 from benchmarks.expected import Expected, load_expected
 from harvester.detect.engine import DEFAULT_CATALOG, EngineConfig, Scorer, merge_anomaly
 from harvester.detect.incidents import build_incidents
 from harvester.detect.model import Anomaly, Incident, Severity
 from harvester.detect.rules import RuleConfig
 from harvester.detect.state import MemoryStore, RedisStore, StateStore
-from harvester.events import Event
+from harvester.events import Event, InvalidRecordError, normalize_cloudtrail, normalize_k8s
 
 REDIS_URL = os.environ.get("HARVESTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 _FIXED_NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -135,6 +135,21 @@ def score_alone(event: Event, config: EngineConfig) -> list[Anomaly]:
     return scorer.score_and_commit([event]).anomalies
 
 
+def normalize_case(case: Case, *, key: str, index: int) -> Event:
+    """A corpus record as the harvester would see it."""
+    if case.kind == "cloudtrail":
+        return normalize_cloudtrail(case.record, bucket="corpus", key=key, index=index)
+    return normalize_k8s(
+        case.record,
+        cluster="corpus",
+        account=None,
+        region=None,
+        bucket="corpus",
+        key=key,
+        index=index,
+    )
+
+
 def evaluate_corpus(
     name: str,
     corpus: Path = CORPUS,
@@ -143,10 +158,14 @@ def evaluate_corpus(
 ) -> CorpusResult:
     config = config or EngineConfig()
     expected = expected or load_expected()
-    items, skipped = CORPORA[name](corpus)
-    result = CorpusResult(name, skipped=skipped)
-    for item in items:
-        anomalies = score_alone(item.event, config)
+    result = CorpusResult(name)
+    for index, item in enumerate(CORPORA[name](corpus)):
+        try:
+            event = normalize_case(item, key=name, index=index)
+        except InvalidRecordError:
+            result.skipped += 1
+            continue
+        anomalies = score_alone(event, config)
         result.anomalies += len(anomalies)
         result.unexplained += _unexplained(anomalies)
         alerts = [a for a in anomalies if _at_least(a, ALERT)]
@@ -163,7 +182,7 @@ def evaluate_corpus(
 
 
 def _count_attack(
-    result: CorpusResult, item: Labelled, alerts: list[Anomaly], expected: Expected
+    result: CorpusResult, item: Case, alerts: list[Anomaly], expected: Expected
 ) -> None:
     result.attacks += 1
     fired = {a.detector for a in alerts}
@@ -486,20 +505,31 @@ def print_targets(
     print(f"   {verdict}: anomalies without explanation or evidence {unexplained}")
 
 
-def print_peers(corpus: Path) -> None:
-    # --- PEERS HOOK ---------------------------------------------------------------------------
-    # benchmarks.peers (written apart) runs SigmaHQ's and Panther's rules on the same corpora;
-    # when it is importable its figures are printed here, beside ours.
+def print_peers(results: Sequence[CorpusResult], corpus: Path, *, run: bool) -> None:
+    """PEERS HOOK: SigmaHQ's and Panther's rule packs on the same corpora, beside our figures.
+
+    ``benchmarks.peers`` (its own module) runs them; it takes about 45 s, so only with --peers.
+    """
     try:
-        from benchmarks.peers import peer_figures  # type: ignore[import-not-found,unused-ignore]
+        from benchmarks.peers import peer_figures
     except ImportError:
-        print("\n== peers: benchmarks.peers is not available; no peer figures")
+        print("\n== peers: benchmarks.peers is not importable here; no peer figures")
         return
-    print("\n== peers on the same corpora")
-    figures = peer_figures(corpus)
-    lines = [figures] if isinstance(figures, str) else list(figures)
-    for line in lines:
-        print(f"   {line}")
+    if not run:
+        print("\n== peers: add --peers for SigmaHQ's and Panther's figures on the same corpora")
+        return
+    figures = peer_figures([r.name for r in results], corpus=corpus)
+    print("\n== peers on the same corpora (strict and any-alert recall, benign alerted >= medium)")
+    for result in results:
+        print(
+            f"   {result.name:28} {'this project':36} {result.strict:4}/{result.attacks:<4} "
+            f"{result.any_alert:4}/{result.attacks:<4} {result.false_positives_medium:4}"
+        )
+        for pack in figures.get(result.name, {}).values():
+            print(
+                f"   {'':28} {pack['label']:36} {pack['found_strict']:4}/{pack['attacks']:<4} "
+                f"{pack['found_any']:4}/{pack['attacks']:<4} {pack['fp_medium']:4}"
+            )
 
 
 # --- throughput ----------------------------------------------------------------------------------
@@ -591,6 +621,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="corpus and org are the tuning sets, check the check set (org-check).",
     )
     parser.add_argument("--scale", type=float, default=1.0, help="Volume of the generated orgs.")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="Also run SigmaHQ's and Panther's rules on the corpora (benchmarks.peers, ~45 s).",
+    )
     args = parser.parse_args(argv)
     parts = set(args.only or ("corpus", "org", "check", "throughput"))
     expected = load_expected()
@@ -605,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 corpora.append(evaluate_corpus(name, args.corpus, expected=expected))
                 print_corpus(corpora[-1], verbose=args.verbose)
             print_pooled(pool(corpora))
-            print_peers(args.corpus)
+            print_peers(corpora, args.corpus, run=args.peers)
     if "org" in parts:
         tuning.append(evaluate_org("org-tuning", scale=args.scale, expected=expected))
         print_org(tuning[-1], verbose=args.verbose)

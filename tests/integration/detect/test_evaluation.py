@@ -19,12 +19,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # name: (strict recall, any-alert recall, benign events alerted at medium or above)
 CORPUS_FLOORS = {
-    "panther-analysis/cloudtrail": (142, 147, 30),
+    "panther-analysis/cloudtrail": (140, 146, 26),
     "panther-analysis/k8s_audit": (44, 44, 6),
     "falco-k8s-audit-traces": (26, 26, 0),
     "otrf-security-datasets": (11, 11, 0),
 }
-POOLED_STRICT_FLOOR = 223
+POOLED_STRICT_FLOOR = 221
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,8 @@ def test_org_tuning_holds() -> None:
     assert result.purpose == "tuning"
     assert result.strict == len(result.meant) == 17
     assert result.benign_after_learning > 10_000
-    assert result.fp_per_10k(medium=True) <= 3.97, [a.explanation for a in result.false_positives]
-    assert result.fp_per_10k(medium=False) <= 13.98
+    assert result.fp_per_10k(medium=True) <= 3.04, [a.explanation for a in result.false_positives]
+    assert result.fp_per_10k(medium=False) <= 11.20
     assert result.unexplained == 0
     assert any(len(i.anomaly_ids) >= 3 for i in result.incidents)
 
@@ -86,8 +86,8 @@ def test_org_check_holds() -> None:
     result = evaluate_org("org-check", scale=0.5)
     assert result.purpose == "checking"
     assert len(result.meant) == 14
-    assert result.strict >= 7
+    assert result.strict >= 12
     assert result.any_alert >= 13
-    assert result.fp_per_10k(medium=True) <= 7.43, result.fp.top()
-    assert result.fp_per_10k(medium=False) <= 10.32
+    assert result.fp_per_10k(medium=True) <= 1.93, result.fp.top()
+    assert result.fp_per_10k(medium=False) <= 9.07
     assert result.unexplained == 0
