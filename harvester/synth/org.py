@@ -1,5 +1,8 @@
 """A generated organization: weeks of normal activity with attacks injected, for evaluation.
 
+``org-tuning`` in ``benchmarks.detection``: the organization detectors are tuned on (its
+output must not change; ``harvester.synth.org_check`` is the one kept apart for checking).
+
 Several AWS accounts and one EKS cluster, with the actors a real estate has and stable
 habits for each: people signing in through SSO during their working hours from home or the
 office (console, CLI, kubectl), CI pipelines deploying with Terraform from ever-changing
