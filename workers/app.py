@@ -17,7 +17,7 @@ from kombu.serialization import register
 
 from harvester import metrics
 from harvester.cli.metrics_cmds import start_metrics_server
-from harvester.fleet import FleetTiming
+from harvester.fleet import FleetTiming, queue_names
 from harvester.health_files import HEARTBEAT_INTERVAL, health_files_from_env
 from harvester.logs import configure_logging
 from harvester.runtime import Runtime
@@ -44,10 +44,6 @@ def _register_serializer() -> None:
         content_type="application/x-harvester-msgpack",
         content_encoding="binary",
     )
-
-
-def queue_names(settings: Settings) -> dict[str, str]:
-    return {"harvest": settings.harvest_queue, "score": settings.score_queue}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
