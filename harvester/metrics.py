@@ -711,7 +711,7 @@ def _mark_dead(pid: int, directory: Path) -> None:
     mark_dead(pid, str(directory))
 
 
-_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(?P<pid>\d+)\.db$")
+_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(?P<pid>[0-9]+)\.db$")
 
 
 def _alive(pid: int) -> bool:

@@ -36,6 +36,7 @@ from harvester.logs import log_context
 from harvester.parse import CorruptObjectError, ParseStats, parse_object
 from harvester.runtime import Runtime
 from harvester.scheduling import due_sources, mark_scheduled
+from harvester.silence import SilencePolicy, log_folder, silence_reason
 from harvester.sources.discovery import discover_regions
 from harvester.sources.layouts import ScopeLocation, cloudtrail_root, cloudtrail_scope, eks_scope
 from harvester.sources.ledger import (
@@ -104,6 +105,8 @@ class SourceRunResult:
     skipped: int = 0
     exhausted: int = 0
     error: str | None = None
+    # Why the source is silent (harvester.silence): listed fine, but its logs stopped.
+    silent: str | None = None
 
     def summary(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, 0) or k == "status"}
@@ -123,7 +126,7 @@ DISCOVERY_SCOPE = "meta:regions"
 REDISCOVER_AFTER = timedelta(hours=1)
 # Whole day folders are relisted this often, to find objects later than the lateness window.
 SWEEP_EVERY = timedelta(hours=3)
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 
 
 def _locations(
@@ -335,7 +338,7 @@ def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> 
             raise
         result.status, result.error = "degraded", f"{exc} — {exc.remedy}"
         log.warning("source %s: degraded: %s", source_id, result.error)
-    _record_run(rt, source_id=source_id, result=result, now=now)
+    _record_run(rt, source_id=source_id, result=result, now=now, folder=log_folder(info))
     return result
 
 
@@ -425,7 +428,11 @@ def _verify_digests(
     return run
 
 
-def _record_run(rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime) -> None:
+def _record_run(
+    rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime, folder: str = ""
+) -> None:
+    # ``folder`` (where the logs are expected) only words the silence reason of a run that
+    # succeeded; a run that failed as a whole has none to give.
     with rt.sessions.begin() as session:
         source = session.get(Source, source_id)
         if source is None:
@@ -452,7 +459,25 @@ def _record_run(rt: Runtime, *, source_id: int, result: SourceRunResult, now: da
         ) or 0
         if result.status == "ok":
             source.last_success_at = now
-            source.health, source.health_reason = "ok", None
+            # Every object listed, whatever became of it; the (source, object_time) index
+            # makes this a lookup, not a scan.
+            newest_seen = session.scalar(
+                select(func.max(ProcessedObject.object_time)).where(
+                    ProcessedObject.source_id == source_id
+                )
+            )
+            result.silent = silence_reason(
+                kind=source.kind,
+                folder=folder,
+                newest_seen=newest_seen,
+                now=now,
+                policy=SilencePolicy.from_settings(rt.settings),
+                source_ref=str(source_id),
+            )
+            if result.silent and source.health != "silent":
+                log.warning("source %s is silent: %s", source_id, result.silent)
+            source.health = "silent" if result.silent else "ok"
+            source.health_reason = result.silent
         else:
             source.health, source.health_reason = "degraded", result.error
 

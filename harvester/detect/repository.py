@@ -27,7 +27,18 @@ from itertools import zip_longest
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -315,12 +326,18 @@ def _anomaly_query(
         query = query.where(AnomalyRecord.account_id == account)
     if detector:
         if "*" in detector:
-            query = query.where(AnomalyRecord.detector.like(detector.replace("*", "%")))
+            query = query.where(detector_matches(detector))
         else:
             query = query.where(AnomalyRecord.detector == detector)
     if status:
         query = query.where(AnomalyRecord.status == status)
     return query
+
+
+def detector_matches(pattern: str) -> ColumnElement[bool]:
+    """A detector filter where ``*`` is the only wildcard (``_`` and ``%`` mean themselves)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return AnomalyRecord.detector.like(escaped.replace("*", "%"), escape="\\")
 
 
 def list_anomalies(
@@ -346,7 +363,10 @@ def _by_id(session: Session, model: type[Any], prefix: str, what: str) -> Any:
     if record is not None:
         return record
     # Ids are long; like git, accept any unambiguous beginning.
-    found = session.scalars(select(model).where(model.id.startswith(prefix)).limit(2)).all()
+    # autoescape: an id never holds _ or %, but a typed prefix might, and LIKE reads them as
+    # wildcards ("a_" would match "ab...").
+    query = select(model).where(model.id.startswith(prefix, autoescape=True)).limit(2)
+    found = session.scalars(query).all()
     if len(found) == 1:
         return found[0]
     if not found:
