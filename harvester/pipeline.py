@@ -32,6 +32,7 @@ from harvester.detect.state import ANONYMOUS
 from harvester.integrity.keys import CloudTrailPublicKeys
 from harvester.integrity.service import IntegrityPolicy, IntegrityRunResult, verify_new_digests
 from harvester.locks import source_lease_key
+from harvester.logs import log_context
 from harvester.parse import CorruptObjectError, ParseStats, parse_object
 from harvester.runtime import Runtime
 from harvester.scheduling import due_sources, mark_scheduled
@@ -233,7 +234,8 @@ def harvest_source(
     if not lease.acquire():
         return SourceRunResult(source_id, "busy")
     try:
-        return _harvest_source(rt, source_id=source_id, enqueue=enqueue)
+        with log_context(source_id=source_id):
+            return _harvest_source(rt, source_id=source_id, enqueue=enqueue)
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:
@@ -335,6 +337,7 @@ def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> 
         if exc.retryable:
             raise
         result.status, result.error = "degraded", f"{exc} — {exc.remedy}"
+        log.warning("source %s: degraded: %s", source_id, result.error)
     _record_run(rt, source_id=source_id, result=result, now=now, folder=log_folder(info))
     return result
 
@@ -527,12 +530,13 @@ def harvest_objects(
         )
     client = rt.aws.s3(info.chain, region=info.region)
     result = ObjectsResult(source_id, kind=info.kind)
-    for key, etag in objects:
-        result.objects.append(
-            _harvest_object(
-                rt, source_id=source_id, info=info, client=client, key=key, etag=etag, emit=emit
+    with log_context(source_id=source_id):
+        for key, etag in objects:
+            result.objects.append(
+                _harvest_object(
+                    rt, source_id=source_id, info=info, client=client, key=key, etag=etag, emit=emit
+                )
             )
-        )
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,11 +14,19 @@ from celery import Celery
 from harvester.cli.context import AppContext
 from harvester.cli.output import console, print_table
 from harvester.embedded import run_cycle, run_forever
+from harvester.fleet import broker_queues, queue_names
 from harvester.inventory import service
 from harvester.inventory import validation as v
-from harvester.pipeline import correlate, harvest_objects, plan_backfill, score_batch
+from harvester.pipeline import (
+    correlate,
+    group_objects,
+    harvest_objects,
+    plan_backfill,
+    score_batch,
+)
 from harvester.runtime import Runtime
-from harvester.settings import load_settings
+from harvester.settings import Settings, load_settings
+from harvester.sources.ledger import WorkItem
 
 MetricsPortOpt = Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")]
 
@@ -37,18 +46,21 @@ def _exec_celery(argv: list[str], *, metrics_port: int | None, multiprocess: boo
     )
 
 
-def send_objects(broker_url: str, *, source_id: int, objects: list[tuple[str, str]]) -> int:
-    """Queue harvest.object tasks by name (the domain does not import the workers)."""
-    client = Celery("audit-harvester-client", broker=broker_url)
+def send_objects(settings: Settings, *, source_id: int, items: Sequence[WorkItem]) -> int:
+    """Queue harvest.object tasks by name (the CLI does not import the workers), grouped as
+    the pipeline groups them, on the configured harvest queue."""
+    client = Celery("audit-harvester-client", broker=settings.broker_url)
     try:
-        for index in range(0, len(objects), 20):
-            group = [list(pair) for pair in objects[index : index + 20]]
+        for group in group_objects(items):
             client.send_task(
-                "harvest.object", args=(source_id, group), queue="harvest", serializer="json"
+                "harvest.object",
+                args=(source_id, [[item.key, item.etag] for item in group]),
+                queue=queue_names(settings)["harvest"],
+                serializer="json",
             )
     finally:
         client.close()
-    return len(objects)
+    return len(items)
 
 
 def _ctx(ctx: typer.Context) -> AppContext:
@@ -59,7 +71,11 @@ def _ctx(ctx: typer.Context) -> AppContext:
 
 def worker(
     queues: Annotated[
-        str, typer.Option(help="Comma-separated queues to consume: harvest, score or both.")
+        str,
+        typer.Option(
+            help="Comma-separated queues to consume: harvest, score or both (logical names,"
+            " mapped to HARVESTER_HARVEST_QUEUE and HARVESTER_SCORE_QUEUE)."
+        ),
     ] = "harvest,score",
     concurrency: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per core).")
@@ -73,7 +89,11 @@ def worker(
     Prometheus metrics of all its processes are served there (multiprocess mode, in
     PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics).
     """
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-P", "prefork"]
+    try:
+        consumed = broker_queues(queues, load_settings())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--queues") from None
+    argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-P", "prefork"]
     if concurrency:
         argv += ["-c", str(concurrency)]
     _exec_celery(argv, metrics_port=metrics_port, multiprocess=True)
@@ -167,8 +187,9 @@ def backfill(
         out.print(f"listed {plan.listed} key(s); {len(plan.objects)} object(s) in the range")
         pairs = [(item.key, item.etag) for item in plan.objects]
         if enqueue:
-            sent = send_objects(app.settings.broker_url, source_id=source_id, objects=pairs)
-            out.print(f"sent {sent} object(s) to the harvest queue")
+            sent = send_objects(app.settings, source_id=source_id, items=plan.objects)
+            queue = queue_names(app.settings)["harvest"]
+            out.print(f"sent {sent} object(s) to the harvest queue ({queue})", markup=False)
             return
 
         def emit(body: bytes, _count: int) -> None:

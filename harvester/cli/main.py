@@ -195,7 +195,7 @@ def main_callback(
 
     # Settings are read here, once per invocation, not at import.
     ctx.obj = AppContext.from_environment()
-    configure_logging(ctx.obj.settings.log_level)
+    configure_logging(ctx.obj.settings.log_level, ctx.obj.settings.log_format)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -272,6 +272,7 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
             "HARVESTER_METRICS_PORT": str(port),
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
             "HARVESTER_HEALTH_DIR": str(health),
+            "HARVESTER_LOG_FORMAT": "json",
         }
     )
     wait_until(
@@ -309,6 +310,15 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
         timeout=30,
         what=f"the stored anomalies {anomalies_stored(fleet)} in the worker's metrics",
     )
+    # Logs: one JSON object per line (Celery's banner aside), task and source ids where
+    # known, and no INFO line per score batch (issue 12, item 9).
+    lines = (fleet.logs / "worker-w1.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    harvests = [r for r in records if "harvest.source[" in str(r["message"])]
+    assert harvests
+    assert all("task_id" in r and "source_id" in r for r in harvests)
+    assert all(r["level"] != "INFO" for r in records if "score.batch[" in str(r["message"]))
 
 
 _ANOMALIES_LINE = re.compile(
