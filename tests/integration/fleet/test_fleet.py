@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session
 from harvester.db.models import Account, ProcessedObject, Source
 from harvester.detect.engine import EngineConfig
 from harvester.detect.model import stable_digest
-from tests.conftest import FixedClock, wait_until
+from tests.conftest import REPO, FixedClock, wait_until
 from tests.integration.fleet.conftest import Fleet
 from tests.integration.seeding import ACCOUNTS, CLUSTER, REGIONS, Bucket, ct_key
 
@@ -242,6 +244,8 @@ def test_poison_message_ends_as_a_dead_letter(fleet: Fleet) -> None:
 
 def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Ready and heartbeat files for the probes; one metrics endpoint summing both children."""
+    import json
+    import urllib.error
     import urllib.request
 
     from tests.conftest import _free_port
@@ -281,3 +285,43 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
     text = scrape()
     assert 'harvester_worker_processes{queue="harvest"} 2.0' in text
     assert "harvester_s3_requests_total" in text
+
+    # The same port answers the probes, and nothing but them and /metrics.
+    def status(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read().decode()
+
+    assert status("/healthz")[0] == 200
+    code, body = status("/readyz")
+    assert code == 200, body
+    assert json.loads(body)["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "redis": "ok",
+        "started": "ok",
+    }
+    assert status("/nothing-here")[0] == 404
+
+
+def test_worker_without_its_database_exits_before_ready(fleet: Fleet) -> None:
+    """A worker that cannot reach its database says so and stops: it never logs "ready"."""
+    log_path = fleet.logs / "worker-nodb.log"
+    env = fleet.env | {"HARVESTER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}
+    with log_path.open("ab") as log:
+        proc = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "harvest"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            check=False,
+        )
+    text = log_path.read_text()
+    assert proc.returncode == 1, text[-3000:]
+    assert "ready." not in text
+    assert "the worker cannot start: cannot reach the database (OperationalError)" in text
