@@ -256,6 +256,8 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
     fleet.start_worker(
         extra_env={
             "HARVESTER_METRICS_PORT": str(port),
+            # What --metrics-addr sets: this machine only.
+            "HARVESTER_METRICS_ADDR": "127.0.0.1",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
             "HARVESTER_HEALTH_DIR": str(health),
         }
