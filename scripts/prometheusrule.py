@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         current = args.target.read_text() if args.target.exists() else ""
         if current != wanted:
             print(
-                f"{args.target} is out of date with {args.rules}: run python scripts/prometheusrule.py",
+                f"{args.target} is out of date with {args.rules}: "
+                "run python scripts/prometheusrule.py",
                 file=sys.stderr,
             )
             return 1
