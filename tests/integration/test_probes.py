@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from harvester.probes import (
     start_probe_server,
 )
 from harvester.settings import load_settings
-from tests.conftest import REDIS_URL, _free_port
+from tests.conftest import REDIS_URL, _free_port, http_get
 
 # Nothing listens on port 1 of loopback: connections are refused at once.
 NOWHERE_PG = "postgresql://nobody@127.0.0.1:1/nothing"
@@ -30,12 +28,7 @@ NOWHERE_REDIS = "redis://127.0.0.1:1/0"
 
 
 def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read().decode()
+    return http_get(f"http://127.0.0.1:{port}{path}")
 
 
 def serve(readiness: Readiness) -> tuple[int, Any]:

@@ -245,10 +245,9 @@ def test_poison_message_ends_as_a_dead_letter(fleet: Fleet) -> None:
 def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Ready and heartbeat files for the probes; one metrics endpoint summing both children."""
     import json
-    import urllib.error
     import urllib.request
 
-    from tests.conftest import _free_port
+    from tests.conftest import _free_port, http_get
 
     seed(bucket, now, per_scope=1)
     port = _free_port()
@@ -290,12 +289,7 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
 
     # The same port answers the probes, and nothing but them and /metrics.
     def status(path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return exc.code, exc.read().decode()
+        return http_get(f"http://127.0.0.1:{port}{path}")
 
     assert status("/healthz")[0] == 200
     code, body = status("/readyz")
