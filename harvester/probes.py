@@ -13,7 +13,6 @@ because the console's endpoints are as public as its login page.
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +26,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.db.engine import make_engine
-from harvester.db.migrate import current_revision, head_revision
 from harvester.health_files import HEARTBEAT_MAX_AGE, HealthFiles
 from harvester.health_files import check as check_file
 from harvester.settings import Settings
@@ -46,8 +44,6 @@ __all__ = [
     "start_probe_server",
 ]
 
-log = logging.getLogger(__name__)
-
 # A check answers None when fine, else one sentence saying what is wrong.
 Check = Callable[[], str | None]
 # Probes come every few seconds: a dead dependency must not hold them past their timeout.
@@ -60,6 +56,9 @@ def database_check(engine: Engine, *, dispose: bool = False) -> Check:
     ``dispose``: close the engine's connections after each check, for a process that forks
     (a Celery master): a child must never inherit, and share, the master's socket.
     """
+    # Alembic is loaded when a check is built, not when the CLI imports this module.
+    from harvester.db.migrate import current_revision, head_revision  # noqa: PLC0415
+
     head: list[str | None] = []
 
     def check() -> str | None:
