@@ -19,7 +19,7 @@ from harvester.aws.session import AwsSessions
 from harvester.clock import Clock, utcnow
 from harvester.inventory.service import NotFound
 from harvester.settings import Settings
-from harvester.web import api, pages
+from harvester.web import api, health, pages
 from harvester.web.auth import Forbidden, LoginRequired
 from harvester.web.security import SecurityHeadersMiddleware, SessionMiddleware
 from harvester.web.state import WebOptions, WebState
@@ -117,6 +117,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.harvester = state
+    app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
