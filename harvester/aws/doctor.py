@@ -52,6 +52,7 @@ from harvester.aws.s3 import (
 from harvester.clock import Clock
 from harvester.sources import discovery, layouts
 from harvester.sources.s3lister import S3Lister
+from harvester.terminal import cell
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -1196,7 +1197,7 @@ def _source_line(source: SourceInfo) -> str:
 def render_table(report: DoctorReport) -> Table:
     """The report as a rich table: one row per step, status coloured, fix in its own column."""
     table = Table(
-        title=f"doctor: {_source_line(report.source)}",
+        title=cell(f"doctor: {_source_line(report.source)}"),
         caption=Text(f"overall: {report.status.value}", style=_STYLES[report.status]),
         header_style="bold",
         show_lines=True,
@@ -1209,8 +1210,8 @@ def render_table(report: DoctorReport) -> Table:
         table.add_row(
             step.title,
             Text(step.status.value, style=_STYLES[step.status]),
-            step.message,
-            step.fix or "",
+            cell(step.message),
+            cell(step.fix or ""),
         )
     return table
 

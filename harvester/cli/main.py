@@ -11,6 +11,7 @@ from harvester import __version__
 from harvester.cli.context import AppContext
 from harvester.cli.lazy import LazyCommand, LazyGroup
 from harvester.cli.output import console
+from harvester.terminal import printable
 
 
 class HarvesterGroup(LazyGroup):
@@ -248,5 +249,5 @@ def main(argv: list[str] | None = None) -> None:
         if not _is_user_error(exc):
             raise
         # Plain print: rich would wrap the line, and scripts grep these messages.
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         sys.exit(2)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harvester.detect.model import Anomaly, Incident
+from harvester.terminal import cell
 
 __all__ = [
     "FINDING_COLUMNS",
@@ -175,5 +176,5 @@ def render_findings(
             table.add_column(column, overflow="fold")
         for record in rows:
             style = _STYLE.get(str(record["severity"]), "")
-            table.add_row(*(_cell(record, c) for c in FINDING_COLUMNS), style=style)
+            table.add_row(*(cell(_cell(record, c)) for c in FINDING_COLUMNS), style=style)
         console.print(table)
