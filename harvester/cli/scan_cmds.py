@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harvester.cli.output import print_table, when
@@ -77,6 +76,8 @@ def _with_progress(events: Iterable[Event], summary: ScanSummary) -> Iterator[Ev
     if not sys.stderr.isatty():
         yield from events
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("[bold]scanning"),
         BarColumn(bar_width=None),
