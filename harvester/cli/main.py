@@ -11,7 +11,7 @@ import typer
 from harvester import __version__
 from harvester.cli.context import AppContext
 from harvester.cli.lazy import LazyCommand, LazyGroup
-from harvester.cli.output import console
+from harvester.cli.output import OutputFormat, console, print_json
 from harvester.terminal import printable
 
 
@@ -234,16 +234,28 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 @db_app.command("current")
-def db_current(ctx: typer.Context) -> None:
-    """Print the schema revision of the database and the one this version needs."""
+def db_current(
+    ctx: typer.Context,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="table for people, json for scripts.")
+    ] = OutputFormat.table,
+) -> None:
+    """Print the schema revision of the database and the one this version needs.
+
+    Exit status 1 when the database is behind (run 'harvester db upgrade').
+    """
     from harvester.db.migrate import current_revision, head_revision
 
     app_ctx = ctx.find_object(AppContext)
     assert app_ctx is not None
     current = current_revision(app_ctx.engine)
-    console().print(
-        f"database revision {current or 'none'}, expected {head_revision(app_ctx.engine)}"
-    )
+    expected = head_revision(app_ctx.engine)
+    if output is OutputFormat.json:
+        print_json({"current": current, "expected": expected, "up_to_date": current == expected})
+    else:
+        console().print(f"database revision {current or 'none'}, expected {expected}")
+    if current != expected:
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
