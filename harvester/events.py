@@ -612,11 +612,17 @@ def _resource_name(resource: _Resource | str) -> str:
     return resource.arn_upper or resource.arn or resource.type or ""
 
 
-def from_cloudtrail(record: CloudTrailRecord, *, bucket: str, key: str, index: int) -> Event:
+def from_cloudtrail(
+    record: CloudTrailRecord, *, bucket: str, key: str, index: int, copy_payloads: bool = True
+) -> Event:
     """Normalize a decoded ``CloudTrailRecord`` (the parsers' fast path).
 
+    ``copy_payloads=False`` leaves the raw payloads referring to the decoded batch (about
+    32 KB), which the event then keeps alive: right for a caller that encodes events and
+    drops them, wasteful for one that keeps a few of many.
     Raises ``InvalidRecordError`` when ``userIdentity`` is not an identity object.
     """
+    raw = _raw if copy_payloads else _present
     name = record.event_name or "unknown"
     additional = record.additional_event_data
     error_code = record.error_code or None
@@ -652,9 +658,9 @@ def from_cloudtrail(record: CloudTrailRecord, *, bucket: str, key: str, index: i
         record.request_id,  # request_id
         record.vpc_endpoint_id,  # vpc_endpoint_id
         record.shared_event_id,  # shared_event_id
-        _raw(record.request_parameters),  # request_parameters
-        _raw(response),  # response_elements
-        _raw(additional),  # additional_event_data
+        raw(record.request_parameters),  # request_parameters
+        raw(response),  # response_elements
+        raw(additional),  # additional_event_data
     )
 
 

@@ -278,14 +278,20 @@ def principal_key(principal: Principal) -> str:
 
 
 def iter_scan(
-    objects: Iterable[SourceObject], summary: ScanSummary, *, groups: bool = True
+    objects: Iterable[SourceObject],
+    summary: ScanSummary,
+    *,
+    groups: bool = True,
+    keep_events: bool = True,
 ) -> Iterator[Event]:
     """Normalized events of every object, updating ``summary`` as they stream by.
 
     ``summary`` is complete once the iterator is exhausted. A ``CorruptObjectError`` or an
     ``OSError`` while reading one object is recorded in ``summary.errors`` (and on the
     object's group) and the scan moves on to the next object. ``groups=False`` skips the
-    per-account/region tallies (``parse`` prints none), leaving only the totals.
+    per-account/region tallies (``parse`` prints none), leaving only the totals;
+    ``keep_events=False`` says events are dropped soon after: their payloads are not
+    copied out of the decoded batch they came from.
     """
     for item in objects:
         info: KeyInfo | None = classify_key(item.key)
@@ -299,7 +305,7 @@ def iter_scan(
                 summary.unrecognised.append(item.key)
             continue
         summary.objects += 1
-        yield from _scan_one(item, info, summary, groups=groups)
+        yield from _scan_one(item, info, summary, groups=groups, keep_events=keep_events)
 
 
 def _explicit_kind(item: SourceObject, summary: ScanSummary) -> KeyInfo | None:
@@ -321,7 +327,7 @@ def _explicit_kind(item: SourceObject, summary: ScanSummary) -> KeyInfo | None:
 
 
 def _scan_one(
-    item: SourceObject, info: KeyInfo, summary: ScanSummary, *, groups: bool
+    item: SourceObject, info: KeyInfo, summary: ScanSummary, *, groups: bool, keep_events: bool
 ) -> Iterator[Event]:
     key_group = summary.group(
         info.kind, info.account, info.cluster if info.kind == "eks" else info.region
@@ -343,6 +349,7 @@ def _scan_one(
                 region=info.region,
                 stats=stats,
                 hash_content=False,  # the digest hash: a scan verifies nothing
+                copy_payloads=keep_events,
             )
             for event in events:
                 if groups:
