@@ -12,6 +12,7 @@ from celery import Celery
 
 from harvester.cli.context import AppContext
 from harvester.cli.output import console, print_table
+from harvester.cli.progress import object_progress
 from harvester.durations import time_or_duration
 from harvester.embedded import run_cycle, run_forever
 from harvester.inventory import service
@@ -108,7 +109,8 @@ def run(
         if not once:
             run_forever(rt, interval=interval)
             return
-        result = run_cycle(rt)
+        with object_progress("harvesting and scoring") as object_done:
+            result = run_cycle(rt, on_object=object_done)
         console().print(
             f"harvested {result.sources} source(s): {result.objects} object(s), "
             f"{result.events} event(s), {result.anomalies} anomaly update(s)"
