@@ -52,7 +52,7 @@ from harvester.aws.s3 import (
 from harvester.clock import Clock
 from harvester.sources import discovery, layouts
 from harvester.sources.s3lister import S3Lister
-from harvester.terminal import cell
+from harvester.terminal import cell, printable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -1192,6 +1192,16 @@ def _source_line(source: SourceInfo) -> str:
         f"{what} of {source.account_id}: s3://{source.bucket}/{source.prefix} "
         f"({source.region}) via {source.chain.describe()}"
     )
+
+
+def summary_line(report: DoctorReport) -> Text:
+    """One line for a source: its overall status and, unless ok, the first step at that status."""
+    line = Text(f"{report.status.value:<4}", style=_STYLES[report.status])
+    line.append(" " + printable(_source_line(report.source)))
+    first = next((s for s in report.steps if s.status is report.status), None)
+    if report.status is not Status.OK and first is not None:
+        line.append(printable(f": {first.title}: {first.message}"))
+    return line
 
 
 def render_table(report: DoctorReport) -> Table:
