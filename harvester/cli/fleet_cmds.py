@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -13,6 +13,8 @@ from celery import Celery
 
 from harvester.cli.context import AppContext
 from harvester.cli.output import console, print_table
+from harvester.cli.progress import object_progress
+from harvester.durations import time_or_duration
 from harvester.embedded import run_cycle, run_forever
 from harvester.fleet import broker_queues, queue_names
 from harvester.inventory import service
@@ -151,7 +153,8 @@ def run(
         if not once:
             run_forever(rt, interval=interval)
             return
-        result = run_cycle(rt)
+        with object_progress("harvesting and scoring") as object_done:
+            result = run_cycle(rt, on_object=object_done)
         console().print(
             f"harvested {result.sources} source(s): {result.objects} object(s), "
             f"{result.events} event(s), {result.anomalies} anomaly update(s)"
@@ -168,14 +171,11 @@ def run(
         rt.close()
 
 
-def _parse_time(value: str, option: str) -> datetime:
+def _parse_time(value: str, option: str, now: datetime) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise v.InvalidValue(
-            option, value, "use an ISO 8601 time, e.g. 2026-11-01T00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return time_or_duration(value, now)
+    except ValueError as exc:
+        raise v.InvalidValue(option, value, str(exc)) from None
 
 
 def backfill(
@@ -183,8 +183,13 @@ def backfill(
     source_ref: Annotated[
         str, typer.Argument(metavar="SOURCE", help="Source id, ACCOUNT or ACCOUNT/CLUSTER.")
     ],
-    since: Annotated[str, typer.Option(help="Start of the range (ISO 8601, UTC if no zone).")],
-    until: Annotated[str | None, typer.Option(help="End of the range (default: now).")] = None,
+    since: Annotated[
+        str,
+        typer.Option(help="Start of the range: a time (ISO 8601, UTC if no zone) or 6h, 2d back."),
+    ],
+    until: Annotated[
+        str | None, typer.Option(help="End of the range: a time or a duration back (default: now).")
+    ] = None,
     enqueue: Annotated[
         bool, typer.Option("--enqueue", help="Send the objects to the fleet's queue instead.")
     ] = False,
@@ -196,8 +201,8 @@ def backfill(
     missing: events scored within the de-duplication window are not scored again.
     """
     app = _ctx(ctx)
-    start = _parse_time(since, "--since")
-    end = _parse_time(until, "--until") if until else app.clock()
+    start = _parse_time(since, "--since", app.clock())
+    end = _parse_time(until, "--until", app.clock()) if until else app.clock()
     if end < start:
         raise v.InvalidValue("--until", until, "the end of the range is before its start")
     with app.session() as session:
