@@ -190,7 +190,15 @@ def apply_storage_edit(
     _check(errors, "bucket", lambda: v.bucket_name(edit.bucket, "bucket"))
     _check(errors, "region", lambda: v.region(edit.region, in_partition=account.partition))
     if source.kind == service.CLOUDTRAIL:
-        _check(errors, "prefix", lambda: v.prefix(edit.prefix or "", "prefix"))
+        _check(
+            errors,
+            "prefix",
+            lambda: v.cloudtrail_prefix(
+                edit.prefix or "",
+                account_id=account.account_id,
+                organization_id=account.organization_id,
+            ),
+        )
     elif edit.prefix is not None and edit.prefix != source.prefix:
         errors["prefix"] = (
             "an EKS cluster's prefix is derived (EKSLogs/<account>/<cluster>) and cannot be edited"

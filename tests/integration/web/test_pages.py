@@ -327,6 +327,9 @@ def test_a_bad_value_is_shown_beside_its_field_then_a_good_one_is_saved(web: Web
     assert "leading slash" in _error_beside(bad.text, "prefix")
     assert 'value="Bad_Bucket"' in bad.text  # what was typed stays, to be fixed
     assert 'aria-invalid="true" aria-describedby="err-bucket"' in bad.text
+    other = web.post_form(path, _storage_form(prefix="AWSLogs/555555555555"), page=path)
+    assert other.status_code == 422
+    assert "names account 555555555555, not 111122223333" in _error_beside(other.text, "prefix")
     good = web.post_form(path, _storage_form(bucket="fixed-trail-logs"), page=path)
     assert good.status_code == 303
     assert good.headers["location"] == "/accounts/audit-logs"
