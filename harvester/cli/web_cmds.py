@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,11 @@ from harvester import users
 from harvester.cli.context import AppContext
 from harvester.cli.output import OutputFormat, console, emit, when
 from harvester.inventory.validation import InvalidValue
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from harvester.db.user_models import User
 
 __all__ = ["users_app", "web"]
 
@@ -213,19 +218,26 @@ def users_token(
     )
 
 
+def _user(session: Session, username: str) -> User:
+    user = users.get_user_by_name(session, username=username)
+    if user is None:
+        raise InvalidValue("USERNAME", username, "no such user (see: harvester users list)")
+    return user
+
+
 def _set_enabled(ctx: typer.Context, username: str, *, enabled: bool) -> None:
     app = _ctx(ctx)
     with app.session() as session:
-        user = users.get_user_by_name(session, username=username)
-        if user is None:
-            raise InvalidValue("USERNAME", username, "no such user (see: harvester users list)")
-        user.enabled = enabled
+        users.set_enabled(session, user=_user(session, username), enabled=enabled)
     console().print(f"{'enabled' if enabled else 'disabled'} {username}", markup=False)
 
 
 @users_app.command("disable")
 def users_disable(ctx: typer.Context, username: str) -> None:
-    """Stop a user from logging in; their sessions and API tokens stop working at once."""
+    """Stop a user from logging in; their sessions and API tokens stop working at once.
+
+    Enabling them again later does not bring those sessions back: they log in anew.
+    """
     _set_enabled(ctx, username, enabled=False)
 
 
@@ -233,3 +245,24 @@ def users_disable(ctx: typer.Context, username: str) -> None:
 def users_enable(ctx: typer.Context, username: str) -> None:
     """Let a disabled user log in again."""
     _set_enabled(ctx, username, enabled=True)
+
+
+@users_app.command("password")
+def users_password(ctx: typer.Context, username: str) -> None:
+    """Set a user's password (from HARVESTER_WEB_PASSWORD or asked twice); ends their sessions."""
+    app = _ctx(ctx)
+    with app.session() as session:
+        _user(session, username)
+    password = _read_password()
+    with app.session() as session:
+        users.set_password(session, user=_user(session, username), password=password)
+    console().print(f"changed the password of {username}; their sessions ended", markup=False)
+
+
+@users_app.command("logout")
+def users_logout(ctx: typer.Context, username: str) -> None:
+    """End every console session of a user (a lost laptop); API tokens are not affected."""
+    app = _ctx(ctx)
+    with app.session() as session:
+        users.end_sessions(_user(session, username))
+    console().print(f"ended the console sessions of {username}", markup=False)

@@ -139,7 +139,7 @@ def login(request: Request, form: Form, state: State) -> Response:
         )
     with state.session() as session:
         user = users.authenticate(session, username=username, password=password, clock=state.clock)
-        who = None if user is None else (user.id, state.codec.fingerprint(user.password_hash))
+        who = None if user is None else (user.id, user.session_generation)
     if who is None:
         state.throttle.failed(client, username)
         return render(
@@ -149,13 +149,23 @@ def login(request: Request, form: Form, state: State) -> Response:
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
     state.throttle.succeeded(client, username)
-    session_holder(request).login(user_id=who[0], fingerprint=who[1])
+    session_holder(request).login(user_id=who[0], generation=who[1])
     return _redirect(next_url)
 
 
 @router.post("/logout")
-def logout(request: Request, _: Form) -> RedirectResponse:
-    session_holder(request).logout()
+def logout(request: Request, _: Form, state: State) -> RedirectResponse:
+    holder = session_holder(request)
+    if holder.data is not None and holder.data.user_id is not None:
+        # Server-side, so a copy of this cookie (and any other session of this user) is
+        # worth nothing afterwards, not just the browser's own.
+        with state.session() as session:
+            user = users.session_user(
+                session, user_id=holder.data.user_id, generation=holder.data.generation
+            )
+            if user is not None:
+                users.end_sessions(user)
+    holder.logout()
     return _redirect("/login")
 
 

@@ -202,7 +202,11 @@ def test_roles_mask_access_keys_and_never_return_secrets(web: Web) -> None:
 def test_edit_storage_saves_what_is_given_and_keeps_the_rest(web: Web) -> None:
     response = web.client.put(
         f"/api/v1/sources/{web.data.trail_id}/storage",
-        json={"bucket": "new-trail-bucket", "region": "eu-central-1", "prefix": "logs/AWSLogs/111122223333"},
+        json={
+            "bucket": "new-trail-bucket",
+            "region": "eu-central-1",
+            "prefix": "logs/AWSLogs/111122223333",
+        },
         headers=web.admin,
     )
     assert response.status_code == 200, response.text

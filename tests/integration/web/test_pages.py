@@ -6,8 +6,10 @@ import re
 from datetime import timedelta
 from http.cookies import SimpleCookie
 
+import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from harvester import users
 from harvester.db.anomaly_models import AnomalyRecord, SuppressionRecord
@@ -82,7 +84,7 @@ def test_session_cookie_is_httponly_strict_and_signed(web: Web) -> None:
     assert "Secure" not in header  # plain HTTP on loopback by default
     assert "strict-transport-security" not in response.headers
     value = _cookie(response)["harvester_session"].value
-    body, signature = value.split(".")
+    body, signature = value.rsplit(".", 1)
     forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + signature
     web.client.cookies.set("harvester_session", forged)
     assert web.client.get("/overview", follow_redirects=False).status_code == 303
@@ -175,21 +177,46 @@ def test_logout_ends_the_session(web: Web) -> None:
     assert web.client.get("/overview", follow_redirects=False).status_code == 303
 
 
+def _captured(login: httpx.Response) -> str:
+    """The session cookie a login set, as someone who copied it would hold it."""
+    return _cookie(login)["harvester_session"].value
+
+
+def _replayed(web: Web, cookie: str) -> int:
+    # An explicit Cookie header: the client's own jar is neither sent nor changed by it.
+    headers = {"cookie": f"harvester_session={cookie}"}
+    return web.client.get("/overview", headers=headers, follow_redirects=False).status_code
+
+
+def test_a_cookie_copied_before_logout_is_worthless_after_it(web: Web) -> None:
+    copied = _captured(web.login())
+    assert _replayed(web, copied) == 200
+    web.post_form("/logout", {})
+    assert _replayed(web, copied) == 303
+
+
+def _admin(session: Session) -> User:
+    user = session.scalar(select(User).where(User.username == "admin"))
+    assert user is not None
+    return user
+
+
 def test_a_password_change_or_disabling_ends_sessions(web: Web) -> None:
-    web.login()
+    copied = _captured(web.login())
     with web.state.session() as session:
-        user = session.scalar(select(User).where(User.username == "admin"))
-        assert user is not None
-        user.password_hash = users.hash_password("a brand new password")
-    assert web.client.get("/overview", follow_redirects=False).status_code == 303
-    web.login(password="a brand new password")
-    assert web.client.get("/overview", follow_redirects=False).status_code == 200
+        users.set_password(session, user=_admin(session), password="a brand new password")
+    assert _replayed(web, copied) == 303
+    copied = _captured(web.login(password="a brand new password"))
+    assert _replayed(web, copied) == 200
     with web.state.session() as session:
-        user = session.scalar(select(User).where(User.username == "admin"))
-        assert user is not None
-        user.enabled = False
-    assert web.client.get("/overview", follow_redirects=False).status_code == 303
+        users.set_enabled(session, user=_admin(session), enabled=False)
+    assert _replayed(web, copied) == 303
     assert web.login(password="a brand new password").status_code == 401
+    # Enabled again, the user logs in anew: the old cookie does not come back to life.
+    with web.state.session() as session:
+        users.set_enabled(session, user=_admin(session), enabled=True)
+    assert _replayed(web, copied) == 303
+    assert web.login(password="a brand new password").status_code == 303
 
 
 # --- headers ----------------------------------------------------------------------------------
