@@ -78,6 +78,15 @@ def web(
             "(for example behind a TLS-terminating proxy).",
         ),
     ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated addresses or networks of the proxies in front whose "
+            "X-Forwarded-For and X-Forwarded-Proto are believed, so the login throttle "
+            "counts each real client. Others' headers are ignored. Default: none.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web console and its JSON API (/api/v1, OpenAPI at /api/v1/openapi.json).
 
@@ -111,12 +120,30 @@ def web(
             public_read=public_read,
             secure_cookies=secure_cookies,
             allowed_hosts=_allowed_hosts(host, allowed_host or []),
+            forwarded_allow_ips=_proxies(forwarded_allow_ips),
         ),
     )
     out.print(f"serving the console on http://{host}:{port}/ (Ctrl-C stops it)", markup=False)
-    # No proxy headers: behind a proxy the client address is the proxy's, which only makes
-    # the login throttle coarser, never lets a client spoof who it is.
+    # The app reads proxy headers itself, from --forwarded-allow-ips only; uvicorn's own
+    # handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) by default.
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+def _proxies(value: str | None) -> tuple[str, ...] | None:
+    """The trusted proxies, each checked as an address or network."""
+    if value is None:
+        return None
+    proxies = tuple(p.strip() for p in value.split(",") if p.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise InvalidValue(
+                "--forwarded-allow-ips",
+                proxy,
+                "give IP addresses or networks (10.0.0.5, 10.0.0.0/24), comma-separated",
+            ) from None
+    return proxies or None
 
 
 # As Host headers carry them: an IPv6 literal in brackets.

@@ -6,7 +6,9 @@ does not post again), or re-renders the form with each error beside its field (s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,6 +22,7 @@ from harvester.crypto import SecretKeyError, mask
 from harvester.db.models import Source
 from harvester.detect import repository as repo
 from harvester.detect.model import TACTIC_NAMES, Anomaly, Severity
+from harvester.durations import format_duration
 from harvester.inventory import service
 from harvester.inventory.validation import PARTITIONS, known_regions
 from harvester.web import charts, queries, records
@@ -125,18 +128,23 @@ def login(request: Request, form: Form, state: State) -> Response:
     username = _field(form, "username")[:64]
     password = form.get("password", "")
     next_url = _safe_next(form.get("next"))
+    # The proxy's address unless --forwarded-allow-ips trusts it to name the client.
     client = request.client.host if request.client else "unknown"
-    if state.throttle.blocked(client, username):
-        return render(
+    wait = math.ceil(state.throttle.wait(client, username).total_seconds())
+    if wait > 0:
+        response = render(
             request,
             "login.html",
             {
                 "next": next_url,
-                "error": "too many failed attempts: wait 15 minutes",
+                "error": "too many failed attempts: try again in "
+                + format_duration(timedelta(seconds=wait)),
                 "username": username,
             },
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
         )
+        response.headers["retry-after"] = str(wait)
+        return response
     with state.session() as session:
         user = users.authenticate(session, username=username, password=password, clock=state.clock)
         who = None if user is None else (user.id, user.session_generation)
@@ -148,7 +156,6 @@ def login(request: Request, form: Form, state: State) -> Response:
             {"next": next_url, "error": "wrong username or password", "username": username},
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
-    state.throttle.succeeded(client, username)
     session_holder(request).login(user_id=who[0], generation=who[1])
     return _redirect(next_url)
 

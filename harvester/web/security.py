@@ -1,4 +1,4 @@
-"""Signed session cookies, CSRF tokens, security headers and login throttling.
+"""Signed session cookies, CSRF tokens and security headers.
 
 The cookie is signed by itsdangerous (as Starlette's own sessions are) under a key derived
 from the at-rest secret key (``HMAC(at-rest key, purpose)``), so rotating that key also logs
@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
 
@@ -24,7 +23,6 @@ from harvester.clock import Clock
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
-    "LoginThrottle",
     "SecurityHeadersMiddleware",
     "SessionCodec",
     "SessionData",
@@ -270,45 +268,3 @@ class SecurityHeadersMiddleware:
 
 
 _REPLACED_HEADERS = frozenset({k for k, _ in SECURITY_HEADERS} | {b"cache-control"})
-
-
-@dataclass
-class LoginThrottle:
-    """Refuses logins for a (client, username) after too many failures in a window.
-
-    In memory and per process: enough to make guessing a password over HTTP slow; a fleet
-    behind a load balancer would want this in Redis.
-    """
-
-    clock: Clock
-    max_failures: int = 10
-    window: timedelta = timedelta(minutes=15)
-    _failures: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _recent(self, key: tuple[str, str], now: datetime) -> list[datetime]:
-        kept = [t for t in self._failures.get(key, []) if now - t < self.window]
-        if kept:
-            self._failures[key] = kept
-        else:
-            self._failures.pop(key, None)
-        return kept
-
-    def blocked(self, client: str, username: str) -> bool:
-        with self._lock:
-            return len(self._recent((client, username.lower()), self.clock())) >= self.max_failures
-
-    def failed(self, client: str, username: str) -> None:
-        key = (client, username.lower())
-        with self._lock:
-            now = self.clock()
-            self._recent(key, now)
-            self._failures.setdefault(key, []).append(now)
-            # Bound the memory an attacker can make us use with made-up usernames.
-            if len(self._failures) > 10_000:
-                oldest = min(self._failures, key=lambda k: self._failures[k][-1])
-                del self._failures[oldest]
-
-    def succeeded(self, client: str, username: str) -> None:
-        with self._lock:
-            self._failures.pop((client, username.lower()), None)

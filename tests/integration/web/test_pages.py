@@ -108,13 +108,47 @@ def test_wrong_password_and_unknown_user_look_the_same(web: Web) -> None:
     assert "not the password" not in wrong.text
 
 
-def test_logins_are_throttled_after_repeated_failures(web: Web) -> None:
-    for _ in range(10):
-        assert web.login(password="guess guess guess").status_code == 401
+def _login_from(web: Web, address: str, username: str, password: str) -> httpx.Response:
+    response: httpx.Response = web.client.post(
+        "/login",
+        data={"csrf_token": web.csrf(), "username": username, "password": password},
+        headers={"x-forwarded-for": address},
+        follow_redirects=False,
+    )
+    return response
+
+
+def test_logins_from_one_address_slow_down_then_recover(web: Web) -> None:
+    for n in range(5):
+        assert web.login(username=f"user{n}", password="guess guess guess").status_code == 401
+    # Password spraying: the sixth username from the same address has to wait.
     blocked = web.login()
     assert blocked.status_code == 429
-    web.clock.advance(timedelta(minutes=16))
+    assert blocked.headers["retry-after"] == "1"
+    assert "try again in 1s" in blocked.text
+    web.clock.advance(timedelta(seconds=1))
     assert web.login().status_code == 303
+
+
+def test_failures_for_a_user_never_refuse_the_right_password_from_elsewhere(
+    make_web: WebFactory,
+) -> None:
+    web = make_web(forwarded_allow_ips=("testclient",))  # the test client is the proxy
+    codes = [
+        _login_from(web, "203.0.113.5", "admin", "guess guess guess").status_code for _ in range(10)
+    ]
+    assert codes[:5] == [401] * 5
+    assert set(codes[5:]) == {429}
+    # The attacker's address is held up; the admin's own address is not.
+    assert _login_from(web, "203.0.113.5", "admin", ADMIN_PASSWORD).status_code == 429
+    assert _login_from(web, "198.51.100.9", "admin", ADMIN_PASSWORD).status_code == 303
+
+
+def test_forwarded_headers_count_only_from_a_trusted_proxy(web: Web) -> None:
+    # No --forwarded-allow-ips: each "client" below is really the one test client.
+    for n in range(5):
+        _login_from(web, f"203.0.113.{n}", "admin", "guess guess guess")
+    assert _login_from(web, "198.51.100.9", "admin", ADMIN_PASSWORD).status_code == 429
 
 
 def test_login_needs_the_csrf_token(web: Web) -> None:

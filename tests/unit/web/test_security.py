@@ -1,4 +1,4 @@
-"""Signed session cookies, CSRF tokens and the login throttle."""
+"""Signed session cookies and CSRF tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 
 from harvester.web.security import (
-    LoginThrottle,
     SessionCodec,
     SessionData,
     SessionHolder,
@@ -106,24 +105,3 @@ def test_flash_is_shown_once(codec: SessionCodec, clock: FixedClock) -> None:
 def test_cookie_names() -> None:
     assert cookie_settings(secure=True).name.startswith("__Host-")
     assert cookie_settings(secure=False).name == "harvester_session"
-
-
-def test_login_throttle(clock: FixedClock) -> None:
-    throttle = LoginThrottle(clock, max_failures=3, window=timedelta(minutes=10))
-    for _ in range(3):
-        assert not throttle.blocked("10.0.0.1", "Alice")
-        throttle.failed("10.0.0.1", "Alice")
-    assert throttle.blocked("10.0.0.1", "alice")
-    # Another client, or another name, is not held up by these failures.
-    assert not throttle.blocked("10.0.0.2", "alice")
-    assert not throttle.blocked("10.0.0.1", "bob")
-    clock.advance(timedelta(minutes=11))
-    assert not throttle.blocked("10.0.0.1", "alice")
-
-
-def test_a_success_clears_the_failures(clock: FixedClock) -> None:
-    throttle = LoginThrottle(clock, max_failures=2)
-    throttle.failed("c", "alice")
-    throttle.succeeded("c", "alice")
-    throttle.failed("c", "alice")
-    assert not throttle.blocked("c", "alice")
