@@ -247,6 +247,7 @@ def _storage_values(row: queries.SourceRow) -> dict[str, str]:
         "role": row.role_name or "",
         "new_role.name": "",
         "new_role.role_arn": "",
+        "new_role.via_role_arn": "",
         "new_role.session_name": "audit-harvester",
         "new_role.partition": "",
         "new_role.authentication": "instance-profile",
@@ -295,6 +296,9 @@ def edit_source_page(
     return _edit_page(request, principal, state, row, roles)
 
 
+WRITE_ONLY_FIELDS = frozenset({"new_role.secret_access_key", "new_role.external_id"})
+
+
 def _storage_edit(form: Mapping[str, str], row: queries.SourceRow) -> StorageEdit:
     mode = _field(form, "role_mode") or "existing"
     if mode not in ("existing", "new"):
@@ -304,6 +308,8 @@ def _storage_edit(form: Mapping[str, str], row: queries.SourceRow) -> StorageEdi
         new_role = NewRoleInput(
             name=_field(form, "new_role.name"),
             role_arn=_field(form, "new_role.role_arn") or None,
+            via_role_arn=_field(form, "new_role.via_role_arn") or None,
+            external_id=_field(form, "new_role.external_id") or None,
             session_name=_field(form, "new_role.session_name") or "audit-harvester",
             partition=_field(form, "new_role.partition") or None,
             authentication=_field(form, "new_role.authentication") or "instance-profile",
@@ -333,8 +339,8 @@ def edit_source(
                 raise service.NotFound(f"no source with id {source_id}")
             apply_storage_edit(session, source=source, edit=edit, box=state.box, clock=state.clock)
     except FormErrors as exc:
-        # The secret is not echoed back: the form asks for it again.
-        values = {k: val for k, val in form.items() if k != "new_role.secret_access_key"}
+        # Secrets are not echoed back (the external ID is masked everywhere): asked again.
+        values = {k: val for k, val in form.items() if k not in WRITE_ONLY_FIELDS}
         return _edit_page(
             request,
             principal,

@@ -248,6 +248,11 @@ def test_edit_storage_saves_what_is_given_and_keeps_the_rest(web: Web) -> None:
         ),
         ({"new_role": {"name": "r2", "partition": "aws-cn"}}, "new_role.partition"),
         ({"new_role": {"name": "r2", "session_name": "x"}}, "new_role.session_name"),
+        (
+            {"new_role": {"name": "r2", "via_role_arn": "arn:aws:iam::111122223333:role/x"}},
+            "new_role.via_role_arn",
+        ),
+        ({"new_role": {"name": "r2", "external_id": "has spaces"}}, "new_role.external_id"),
         ({"new_role": {"name": "r2", "authentication": "access-keys"}}, "new_role.access_key_id"),
         (
             {

@@ -441,6 +441,35 @@ def test_creating_an_access_key_role_from_the_form(web: Web) -> None:
         assert NEW_SECRET not in web.client.get(page).text
 
 
+def test_the_role_form_takes_a_via_role_and_an_external_id(web: Web) -> None:
+    web.login()
+    path = f"/sources/{web.data.org_trail_id}/edit"
+    assert 'name="new_role.via_role_arn"' in web.client.get(path).text
+    fields = {
+        "bucket": "org-trail-bucket",
+        "region": "eu-west-1",
+        "prefix": f"AWSLogs/o-abcdef1234/{ORG_ACCOUNT}",
+        "role_mode": "new",
+        "new_role.name": "org-chained",
+        "new_role.role_arn": f"arn:aws:iam::{ORG_ACCOUNT}:role/reader",
+        "new_role.via_role_arn": "arn:aws:iam::999999999999:user/not-a-role",
+        "new_role.external_id": "tenant-external-id-0042",
+    }
+    bad = web.post_form(path, fields, page=path)
+    assert bad.status_code == 422
+    assert "role ARN" in _error_beside(bad.text, "new_role.via_role_arn")
+    assert "tenant-external-id-0042" not in bad.text  # masked everywhere, not echoed either
+    via = "arn:aws:iam::999999999999:role/audit-harvester-primary"
+    saved = web.post_form(path, {**fields, "new_role.via_role_arn": via}, page=path)
+    assert saved.status_code == 303
+    with web.state.session() as session:
+        role = session.scalar(select(RoleConfig).where(RoleConfig.name == "org-chained"))
+        assert role is not None
+        assert (role.via_role_arn, role.external_id) == (via, "tenant-external-id-0042")
+    for page in ("/accounts/audit-logs", path):
+        assert "tenant-external-id-0042" not in web.client.get(page).text
+
+
 def test_a_failed_edit_leaves_no_role_behind(web: Web) -> None:
     web.login()
     path = f"/sources/{web.data.trail_id}/edit"
