@@ -97,6 +97,7 @@ def web(
 
     from harvester.web import WebOptions, create_app  # noqa: PLC0415  keeps CLI start-up fast
 
+    proxies = _proxies(forwarded_allow_ips)
     app_ctx = _ctx(ctx)
     out = console()
     app_ctx.ensure_schema()
@@ -120,7 +121,7 @@ def web(
             public_read=public_read,
             secure_cookies=secure_cookies,
             allowed_hosts=_allowed_hosts(host, allowed_host or []),
-            forwarded_allow_ips=_proxies(forwarded_allow_ips),
+            forwarded_allow_ips=proxies,
         ),
     )
     out.print(f"serving the console on http://{host}:{port}/ (Ctrl-C stops it)", markup=False)
