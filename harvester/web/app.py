@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from harvester import __version__
 from harvester.aws.session import AwsSessions
@@ -135,4 +136,9 @@ def create_app(
         )
     # Added last, so outermost: error responses get the headers too.
     app.add_middleware(SecurityHeadersMiddleware, hsts=state.options.secure_cookies)
+    if state.options.forwarded_allow_ips:
+        # Outermost of all: everything inside sees the client the trusted proxy names.
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=list(state.options.forwarded_allow_ips)
+        )
     return app
