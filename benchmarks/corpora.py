@@ -29,26 +29,6 @@ CORPUS = REPO.parent / "shared" / "corpus"
 Kind = Literal["cloudtrail", "k8s"]
 Label = Literal["attack", "benign", "other"]
 
-# The falco traces carry falco rule names but no ATT&CK ids; these are the techniques the
-# behaviour each rule names belongs to (ATT&CK Containers matrix), so packs that tag their
-# rules with ATT&CK can be credited for the case they were meant for.
-FALCO_TECHNIQUES: dict[str, tuple[str, ...]] = {
-    "Anonymous Request Allowed": ("T1078.001", "T1190"),
-    "Attach to cluster-admin Role": ("T1098",),
-    "Attach/Exec Pod": ("T1609",),
-    "ClusterRole With Pod Exec Created": ("T1098",),
-    "ClusterRole With Wildcard Created": ("T1098",),
-    "ClusterRole With Write Privileges Created": ("T1098",),
-    "Create HostNetwork Pod": ("T1610", "T1611"),
-    "Create NodePort Service": ("T1133",),
-    "Create Privileged Pod": ("T1610", "T1611"),
-    "Create Sensitive Mount Pod": ("T1610", "T1611"),
-    "Create/Modify Configmap With Private Credentials": ("T1552", "T1552.007"),
-    "Pod Created in Kube Namespace": ("T1610",),
-    "Service Account Created in Kube Namespace": ("T1136",),
-    "System ClusterRole Modified/Deleted": ("T1098",),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Case:
@@ -109,14 +89,13 @@ def falco_cases(corpus: Path = CORPUS) -> list[Case]:
     out: list[Case] = []
     for record, label in _paired(corpus / "falco-k8s-audit-traces", "events.jsonl", "labels.jsonl"):
         rules = label.get("falco_rules_default") or ["-"]
-        techniques = tuple(t for rule in rules for t in FALCO_TECHNIQUES.get(rule, ()))
         out.append(
             Case(
                 record=record,
                 kind="k8s",
                 label="attack" if label["label"] == "suspicious" else "benign",
                 group=str(rules[0]),
-                techniques=tuple(label.get("mitre_techniques") or ()) or techniques,
+                techniques=tuple(label.get("mitre_techniques") or ()),
             )
         )
     return out

@@ -9,7 +9,7 @@ in ``<repo>/../shared/peers``, run on the corpora ``benchmarks.detection`` uses
 
     {
       "<corpus name>": {
-        "sigma" | "panther" | "panther+cache": {
+        "sigma" | "panther" | "panther+cache" | "panther+cache+enrichment": {
           "label": str,                 # how to print the pack's name
           "units": "attack events" | "techniques",
           "attacks": int,               # attack events (a corpus) or techniques (an org)
@@ -32,8 +32,9 @@ in ``<repo>/../shared/peers``, run on the corpora ``benchmarks.detection`` uses
       }
     }
 
-``panther`` runs the rules as they are published, without Panther's key-value cache (four
-rules need it: they alert on nothing); ``panther+cache`` gives them an in-memory stand-in.
+``panther`` runs the rules that need only Panther's engine; ``panther+cache`` adds the four
+rules that need Panther's key-value cache, on an in-memory stand-in; ``panther+cache+enrichment``
+adds the rules that decide on enrichment (IP ASN, Tor lists), run without any (see panther.py).
 
 Corpora are named as in ``benchmarks.corpora.CORPORA``, ``"org"`` for the generated organization
 (seed 7, 14 days), or given as ``(name, cases)`` (e.g. ``org_cases(generate(other_org, ...))``):
@@ -51,8 +52,9 @@ from benchmarks.corpora import CORPORA, CORPUS, Case, org_cases
 
 PACKS = {
     "sigma": "SigmaHQ (pySigma)",
-    "panther": "Panther (panther-core, no cache)",
-    "panther+cache": "Panther (+ in-memory cache stand-in)",
+    "panther": "Panther (panther-core)",
+    "panther+cache": "Panther + cache rules (in-memory)",
+    "panther+cache+enrichment": "Panther + cache + enrichment rules (no data)",
 }
 
 CorpusSpec = str | tuple[str, Sequence[Case]]
@@ -89,8 +91,7 @@ def pack_figures(
         if pack == "sigma":
             alerts = sigma.alerts(cases)
         else:
-            cache: panther.CacheMode = "memory" if pack == "panther+cache" else "none"
-            alerts, errors = panther.alerts(cases, cache, per_case=per_case)
+            alerts, errors = panther.alerts(cases, pack, per_case=per_case)
         figures = score(cases, alerts, pack=pack, per_case=per_case)
         figures.update(label=PACKS[pack], errors=errors, seconds=time.perf_counter() - started)
         out[pack] = figures
