@@ -3,7 +3,7 @@
 SigmaHQ's CloudTrail and Kubernetes audit rules (parsed by pySigma, ``sigma.py``) and Panther's
 CloudTrail, EKS and Kubernetes rules (run by ``panther-core``, ``panther.py``), from the snapshots
 in ``<repo>/../shared/peers``, run on the corpora ``benchmarks.detection`` uses
-(``benchmarks.corpora``) and on the generated organization, scored by ``scoring.py``.
+(``benchmarks.peers.cases``) and on the generated organization, scored by ``scoring.py``.
 
 ``peer_figures(corpora)`` returns, for each corpus, the figures of each pack::
 
@@ -36,9 +36,11 @@ in ``<repo>/../shared/peers``, run on the corpora ``benchmarks.detection`` uses
 rules that need Panther's key-value cache, on an in-memory stand-in; ``panther+cache+enrichment``
 adds the rules that decide on enrichment (IP ASN, Tor lists), run without any (see panther.py).
 
-Corpora are named as in ``benchmarks.corpora.CORPORA``, ``"org"`` for the generated organization
-(seed 7, 14 days), or given as ``(name, cases)`` (e.g. ``org_cases(generate(other_org, ...))``):
-cases that all carry a time are scored as one stream, others each alone.
+Corpora are named as in ``benchmarks.peers.cases.CORPORA``, ``"org"`` for the generated
+organization (seed 7, 14 days), or given as ``(name, cases)`` (e.g.
+``("org-check", org_cases(generate(...)))``); a corpus folder (a ``Path``) means all of them.
+Cases that all carry a time are scored as one stream, others each alone.
+``report.figure_lines(name, figures[name])`` renders one corpus as printed lines.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.corpora import CORPORA, CORPUS, Case, org_cases
+from benchmarks.peers.cases import CORPORA, CORPUS, Case, org_cases
 
 PACKS = {
     "sigma": "SigmaHQ (pySigma)",
@@ -99,9 +101,17 @@ def pack_figures(
 
 
 def peer_figures(
-    corpora: Iterable[CorpusSpec], *, corpus: Path = CORPUS, packs: Iterable[str] = tuple(PACKS)
+    corpora: Iterable[CorpusSpec] | Path,
+    *,
+    corpus: Path = CORPUS,
+    packs: Iterable[str] = tuple(PACKS),
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """The peers' figures per corpus and pack (shape in the module docstring)."""
+    """The peers' figures per corpus and pack (shape in the module docstring).
+
+    ``corpora`` may also be a corpus folder: every corpus in it, then the generated organization.
+    """
+    if isinstance(corpora, Path):
+        corpus, corpora = corpora, [*CORPORA, "org"]
     chosen = tuple(packs)
     unknown = set(chosen) - set(PACKS)
     if unknown:

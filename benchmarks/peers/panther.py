@@ -35,7 +35,7 @@ from unittest import mock
 
 import yaml
 
-from benchmarks.corpora import REPO, Case, Kind
+from benchmarks.peers.cases import REPO, Case, Kind
 from benchmarks.peers.scoring import PeerAlert
 
 ROOT = REPO.parent / "shared" / "peers" / "panther"

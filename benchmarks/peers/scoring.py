@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.corpora import Case
+from benchmarks.peers.cases import Case
 
 SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 

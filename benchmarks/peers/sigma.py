@@ -49,7 +49,7 @@ from sigma.types import (
     SpecialChars,
 )
 
-from benchmarks.corpora import REPO, Case, Kind
+from benchmarks.peers.cases import REPO, Case, Kind
 from benchmarks.peers.scoring import PeerAlert
 
 RULES = REPO.parent / "shared" / "peers" / "sigma" / "rules"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from benchmarks.corpora import Case
 from benchmarks.peers import panther
+from benchmarks.peers.cases import Case
 
 
 def _send_command(instance: str, minute: int) -> dict[str, object]:

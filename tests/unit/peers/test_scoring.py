@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.corpora import Case
+from benchmarks.peers.cases import Case
 from benchmarks.peers.scoring import PeerAlert, score
 
 EXPECTED = {"cloudtrail-stopped": {"sigma": ["Trail changed"], "panther": ["CT.Stopped"]}}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.corpora import Case
 from benchmarks.peers import sigma
+from benchmarks.peers.cases import Case
 
 # A rule written for these tests (not from the pack), using the constructs the pack uses.
 RULE = """
