@@ -446,22 +446,24 @@ def run_rule_tests(
 
 def alerts(
     cases: Sequence[Case],
-    variant: str,
+    variants: Iterable[str],
     *,
     per_case: bool,
     rules: list[PantherPeerRule] | None = None,
     models: dict[str, Any] | None = None,
-) -> tuple[list[PeerAlert], dict[str, int]]:
-    """Panther's alerts on the cases, and the errors its rules raised (per rule).
+) -> dict[str, tuple[list[PeerAlert], dict[str, int]]]:
+    """Per variant (keys of ``VARIANTS``), Panther's alerts and its rules' errors (per rule).
 
-    ``variant`` is a key of ``VARIANTS``. ``per_case``: each case alone with an empty cache (as
-    ours score the corpora); otherwise the cases are one stream in time order, with dedup
-    periods, thresholds and the cache carried on.
+    ``per_case``: each case alone with an empty cache (as ours score the corpora); otherwise the
+    cases are one stream in time order, with dedup periods, thresholds and the cache carried on.
+    One pass serves every variant: a rule's alerts do not depend on which other rules run, and
+    only the cache-backed rules touch the cache.
     """
-    rules = rules if rules is not None else load_rules()
-    chosen = [r for r in rules if r.needs in VARIANTS[variant]]
-    cache: CacheMode = "memory" if "cache" in VARIANTS[variant] else "none"
-    runner = PantherRunner(chosen, models if models is not None else load_data_models(), cache)
+    chosen_variants = tuple(variants)
+    needs = {need for v in chosen_variants for need in VARIANTS[v]}
+    rules = [r for r in (rules if rules is not None else load_rules()) if r.needs in needs]
+    cache: CacheMode = "memory" if "cache" in needs else "none"
+    runner = PantherRunner(rules, models if models is not None else load_data_models(), cache)
     raised: list[OpenAlert] = []
     alerter = Alerter()
     for index, case in enumerate(cases):
@@ -475,4 +477,16 @@ def alerts(
             raised += alerter.raised()
     if not per_case:
         raised = alerter.raised()
-    return [PeerAlert(a.rule, a.severity, tuple(a.matches)) for a in raised], runner.errors
+    need_of = {r.id: r.needs for r in rules}
+    out: dict[str, tuple[list[PeerAlert], dict[str, int]]] = {}
+    for variant in chosen_variants:
+        allowed = VARIANTS[variant]
+        out[variant] = (
+            [
+                PeerAlert(a.rule, a.severity, tuple(a.matches))
+                for a in raised
+                if need_of[a.rule] in allowed
+            ],
+            {rule: n for rule, n in runner.errors.items() if need_of[rule] in allowed},
+        )
+    return out

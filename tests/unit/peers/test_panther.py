@@ -46,12 +46,15 @@ def test_cache_backed_rule_alerts_only_with_the_stand_in(panther_snapshot: None)
         for n in range(4)
     ]
     models = panther.load_data_models()
-    without, _ = panther.alerts(cases, "panther+cache", per_case=True, rules=rules, models=models)
-    assert without == []  # each record alone: one instance each, under the rule's threshold
-    stream, _ = panther.alerts(cases, "panther+cache", per_case=False, rules=rules, models=models)
-    assert [(a.rule, a.cases) for a in stream] == [("AWS.SSM.DistributedCommand", (2, 3))]
-    plain, _ = panther.alerts(cases, "panther", per_case=False, rules=rules, models=models)
-    assert plain == []  # the variant without the cache leaves the rule out
+    variants = ("panther", "panther+cache")
+    alone = panther.alerts(cases, variants, per_case=True, rules=rules, models=models)
+    # Each record alone: one instance each, under the rule's threshold of instances.
+    assert alone["panther+cache"] == ([], {})
+    stream = panther.alerts(cases, variants, per_case=False, rules=rules, models=models)
+    alerts, errors = stream["panther+cache"]
+    assert [(a.rule, a.cases) for a in alerts] == [("AWS.SSM.DistributedCommand", (2, 3))]
+    assert errors == {}
+    assert stream["panther"] == ([], {})  # the variant without the cache leaves the rule out
 
 
 def test_memory_cache_expires_on_event_time() -> None:
