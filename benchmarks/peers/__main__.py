@@ -13,8 +13,16 @@ from benchmarks.peers.report import figure_lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser = argparse.ArgumentParser(
+        description="The open rule packs (SigmaHQ, Panther) on our corpora and generated "
+        "organization: strict and any-alert recall, false positives by severity."
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=CORPUS,
+        help="The shared corpus folder (default: %(default)s).",
+    )
     parser.add_argument(
         "--only",
         action="append",
