@@ -39,6 +39,7 @@ from harvester.detect.behaviour import (
     _Counts,
     _Group,
 )
+from harvester.detect.behaviour_sensitive import MORE_BURSTS, MORE_NOVELTIES
 from harvester.detect.features import action_label, behaviour_entity, display_principal
 from harvester.detect.grants import WILDCARD_BINDING, RoleGrantFamily, _Cluster
 from harvester.detect.incidents import build_incidents
@@ -151,7 +152,7 @@ class Catalog:
         )
 
 
-DEFAULT_CATALOG = Catalog(ALL_RULES, NOVELTIES, BURSTS)
+DEFAULT_CATALOG = Catalog(ALL_RULES, (*NOVELTIES, *MORE_NOVELTIES), (*BURSTS, *MORE_BURSTS))
 
 
 @dataclass(slots=True)
