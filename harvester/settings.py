@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # worker or a restarted broker) is queued again after this long. Longer than a backlog
     # usually lasts: a redo is harmless (scoring de-duplicates) but wasted work.
     requeue_after: timedelta = timedelta(minutes=30)
+    # A source that has delivered no new object for this long is ``silent`` (harvester.silence).
+    # CloudTrail writes a file every 5 minutes per active region; Firehose flushes EKS audit
+    # logs at least every 15 minutes while the API server is used, which is always.
+    silent_after_cloudtrail: timedelta = timedelta(hours=1)
+    silent_after_eks: timedelta = timedelta(minutes=30)
     harvest_queue: str = "harvest"
     score_queue: str = "score"
 
@@ -68,6 +73,8 @@ class Settings(BaseSettings):
         "dispatch_interval",
         "task_time_limit",
         "requeue_after",
+        "silent_after_cloudtrail",
+        "silent_after_eks",
         mode="before",
     )
     @classmethod

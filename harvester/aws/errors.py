@@ -532,12 +532,12 @@ _OBJECT_OPERATIONS = frozenset({"GetObject", "HeadObject"})
 
 # "User: arn:... is not authorized to perform: s3:GetObject on resource: "arn:..." because ..."
 _NOT_AUTHORIZED = re.compile(
-    r"User: (?P<principal>arn:[^\s]+) is not authorized to perform: (?P<action>[\w:*.-]+)"
+    r"User: (?P<principal>arn:[^\s]+) is not authorized to perform: (?P<action>[A-Za-z0-9_:*.-]+)"
     r"(?: on resource: \"?(?P<resource>[^\"\s]+)\"?)?"
     r"(?:.*? because (?P<reason>[^.]+))?"
 )
-_KMS_KEY_ARN = re.compile(r"arn:aws[\w-]*:kms:[\w-]+:\d{12}:key/[\w-]+")
-_WRONG_REGION_IN_MESSAGE = re.compile(r"expecting '(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)'")
+_KMS_KEY_ARN = re.compile(r"arn:aws[A-Za-z0-9_-]*:kms:[A-Za-z0-9_-]+:[0-9]{12}:key/[A-Za-z0-9_-]+")
+_WRONG_REGION_IN_MESSAGE = re.compile(r"expecting '(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]+)'")
 
 
 def _arn_partition(arn: str | None) -> str:

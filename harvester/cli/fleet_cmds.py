@@ -98,7 +98,9 @@ def run(
     """Harvest and score in this process, without a broker (the embedded default).
 
     Every due source is listed, its new objects parsed and scored, with the same functions
-    the fleet's tasks call. Detector baselines live in memory for the life of the process.
+    the fleet's tasks call. Detector baselines and seen event ids are the fleet's, in Redis,
+    when HARVESTER_REDIS_URL is set; otherwise they are kept in a file beside the database,
+    so runs from cron learn from each other.
     """
     app = _ctx(ctx)
     app.ensure_schema()
@@ -118,6 +120,8 @@ def run(
         )
         for line in result.degraded:
             console().print(f"degraded: {line}", markup=False)
+        for line in result.silent:
+            console().print(f"silent: {line}", markup=False)
     finally:
         rt.close()
 
@@ -145,7 +149,9 @@ def backfill(
 ) -> None:
     """Harvest a time range of a source again, including objects already processed.
 
-    Scoring de-duplicates events by id, so a backfill adds only what was missing.
+    Scoring de-duplicates events by id with the fleet's state when HARVESTER_REDIS_URL is
+    set (the embedded default's state file otherwise), so a backfill adds only what was
+    missing: events scored within the de-duplication window are not scored again.
     """
     app = _ctx(ctx)
     start = _parse_time(since, "--since")

@@ -6,7 +6,7 @@ import enum
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,12 +14,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harvester.cli.output import print_table, when
-from harvester.detect.engine import scan_events
-from harvester.detect.render import render_findings
 from harvester.events import Event, encode_events
-from harvester.inventory import validation as v
 from harvester.scan import ScanSummary, SourceObject, iter_scan, local_objects
-from harvester.scan_s3 import S3Url, s3_client, s3_objects
+
+# The detection engine, boto3 (s3:// paths) and botocore's region data are imported where
+# they are used, so `harvester parse` of local files starts without them.
+if TYPE_CHECKING:
+    from harvester.scan_s3 import S3Url
 
 
 class FindingsFormat(enum.StrEnum):
@@ -43,10 +44,16 @@ EndpointOpt = Annotated[
 
 def _objects(paths: list[str], endpoint_url: str | None) -> Iterator[SourceObject]:
     # Every path is checked before the first object is read: a typo fails at once.
-    urls = {path: S3Url.parse(path) for path in paths if path.startswith("s3:")}
+    urls: dict[str, S3Url] = {}
+    if any(path.startswith("s3:") for path in paths):
+        from harvester.scan_s3 import S3Url
+
+        urls = {path: S3Url.parse(path) for path in paths if path.startswith("s3:")}
     for path in paths:
         if path not in urls and not Path(path).exists():
-            raise v.InvalidValue("PATH", path, "no such file or folder")
+            from harvester.inventory.validation import InvalidValue
+
+            raise InvalidValue("PATH", path, "no such file or folder")
     return _iter_objects(paths, urls, endpoint_url)
 
 
@@ -56,6 +63,8 @@ def _iter_objects(
     client = None
     for path in paths:
         if path in urls:
+            from harvester.scan_s3 import s3_client, s3_objects
+
             client = client or s3_client(endpoint_url=endpoint_url)
             yield from s3_objects(client, urls[path])
         else:
@@ -161,6 +170,9 @@ def scan(
     Prints what was read per account, region and cluster, then the anomalies and incidents.
     Corrupt objects are reported and skipped; the scan goes on.
     """
+    from harvester.detect.engine import scan_events
+    from harvester.detect.render import render_findings
+
     summary = ScanSummary()
     events = _with_progress(iter_scan(_objects(paths, endpoint_url), summary), summary)
     report = scan_events(events)

@@ -79,9 +79,9 @@ def web(
     Log in as a user made with 'harvester users add'; scripts use a token from
     'harvester users token'. Only admins change anything; viewers read.
     """
-    import uvicorn  # noqa: PLC0415  the server is only needed by this command
+    import uvicorn  # the server is only needed by this command
 
-    from harvester.web import WebOptions, create_app  # noqa: PLC0415  keeps CLI start-up fast
+    from harvester.web import WebOptions, create_app  # keeps CLI start-up fast
 
     app_ctx = _ctx(ctx)
     out = console()

@@ -417,7 +417,7 @@ def aws_principals(statement: dict[str, Any]) -> list[str]:
     return out
 
 
-_ACCOUNT = re.compile(r"^(\d{12})$|^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):")
+_ACCOUNT = re.compile(r"^([0-9]{12})$|^arn:aws[a-z-]*:(?:iam|sts)::([0-9]{12}):")
 
 
 def principal_account(value: str) -> str | None:

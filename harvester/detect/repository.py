@@ -27,7 +27,18 @@ from itertools import zip_longest
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -211,6 +222,13 @@ def save_anomalies(
     executemany). Should another transaction store one of the new ones first, it is read and
     merged like those found at the start.
     """
+    return _save_anomalies(session, anomalies, clock=clock, evidence_cap=evidence_cap)[0]
+
+
+def _save_anomalies(
+    session: Session, anomalies: Sequence[Anomaly], *, clock: Clock, evidence_cap: int
+) -> tuple[list[Anomaly], set[str]]:
+    """:func:`save_anomalies`, plus the dedup keys this call inserted (the new anomalies)."""
     merged: dict[str, Anomaly] = {}
     for anomaly in anomalies:
         old = merged.get(anomaly.dedup_key)
@@ -218,11 +236,12 @@ def save_anomalies(
             anomaly if old is None else merge_anomaly(old, anomaly, cap=evidence_cap)
         )
     if not merged:
-        return []
+        return [], set()
     # Core statements do not flush the session as ORM ones do: pending ORM changes first.
     session.flush()
     now = clock()
     stored: dict[str, Anomaly] = {}
+    inserted: set[str] = set()
     updates: list[dict[str, Any]] = []
 
     def merge(rows: Iterable[Any], *, ours: bool) -> None:
@@ -232,6 +251,7 @@ def save_anomalies(
             if ours and old == _as_stored(mine):
                 # Inserted by this call (or the very same anomaly, by a concurrent redo).
                 stored[row.dedup_key] = mine
+                inserted.add(row.dedup_key)
                 continue
             new = merge_anomaly(old, mine, cap=evidence_cap)
             stored[row.dedup_key] = new
@@ -261,6 +281,7 @@ def save_anomalies(
         )
         if getattr(result, "rowcount", -1) == len(fresh):
             stored.update((key, merged[key]) for key in fresh)
+            inserted.update(fresh)
         else:
             merge(locked(fresh), ours=True)
     if updates:
@@ -268,7 +289,7 @@ def save_anomalies(
         updates.sort(key=lambda row: str(row["b_id"]))
         session.execute(update(_ANOMALIES).where(_ANOMALIES.c.id == bindparam("b_id")), updates)
         _expire(session, AnomalyRecord, (row["b_id"] for row in updates))
-    return [stored[key] for key in merged if key in stored]
+    return [stored[key] for key in merged if key in stored], inserted
 
 
 def _merged_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
@@ -305,12 +326,18 @@ def _anomaly_query(
         query = query.where(AnomalyRecord.account_id == account)
     if detector:
         if "*" in detector:
-            query = query.where(AnomalyRecord.detector.like(detector.replace("*", "%")))
+            query = query.where(detector_matches(detector))
         else:
             query = query.where(AnomalyRecord.detector == detector)
     if status:
         query = query.where(AnomalyRecord.status == status)
     return query
+
+
+def detector_matches(pattern: str) -> ColumnElement[bool]:
+    """A detector filter where ``*`` is the only wildcard (``_`` and ``%`` mean themselves)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return AnomalyRecord.detector.like(escaped.replace("*", "%"), escape="\\")
 
 
 def list_anomalies(
@@ -336,7 +363,10 @@ def _by_id(session: Session, model: type[Any], prefix: str, what: str) -> Any:
     if record is not None:
         return record
     # Ids are long; like git, accept any unambiguous beginning.
-    found = session.scalars(select(model).where(model.id.startswith(prefix)).limit(2)).all()
+    # autoescape: an id never holds _ or %, but a typed prefix might, and LIKE reads them as
+    # wildcards ("a_" would match "ab...").
+    query = select(model).where(model.id.startswith(prefix, autoescape=True)).limit(2)
+    found = session.scalars(query).all()
     if len(found) == 1:
         return found[0]
     if not found:
@@ -842,6 +872,9 @@ class StoreSummary:
     # Identities of the anomalies stored, for ``correlate_pending`` when correlation is
     # left to a periodic task (sorted, without repeats).
     identities: tuple[str, ...] = ()
+    # (detector, severity) of each anomaly this batch stored for the first time: repeats
+    # folded into an existing anomaly are not here (``harvester_anomalies_total``).
+    new: tuple[tuple[str, str], ...] = ()
 
 
 def score_and_store(
@@ -873,7 +906,7 @@ def score_and_store(
         suppressions = active_suppressions(session, now=clock())
     result = scorer.score(events, suppressions=suppressions, owner=owner)
     try:
-        stored = save_anomalies(
+        stored, inserted = _save_anomalies(
             session, result.anomalies, clock=clock, evidence_cap=scorer.config.evidence_cap
         )
         identities = tuple(sorted({a.identity for a in stored if a.identity}))
@@ -898,4 +931,5 @@ def score_and_store(
         incidents=len(incidents),
         errors=result.errors,
         identities=identities,
+        new=tuple((a.detector, a.severity.value) for a in stored if a.dedup_key in inserted),
     )

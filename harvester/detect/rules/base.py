@@ -108,7 +108,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_VERSION_SUFFIX = re.compile(r"\d{8}(v\d+)?$")
+_VERSION_SUFFIX = re.compile(r"[0-9]{8}(v[0-9]+)?$")
 
 
 @functools.lru_cache(maxsize=4096)

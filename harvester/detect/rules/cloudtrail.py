@@ -71,6 +71,26 @@ ROOT_ACTIVITY = _spec(
 )
 
 
+# Tasks that AWS lets only the root user do, or that the console does for it: the reasons
+# to use root at all (https://docs.aws.amazon.com/IAM/latest/UserGuide/root-user-tasks.html).
+_ROOT_TASK_SERVICES = frozenset(
+    {
+        "account",
+        "billing",
+        "billingconsole",
+        "ce",
+        "consolidatedbilling",
+        "freetier",
+        "invoicing",
+        "payments",
+        "support",
+        "supportplans",
+        "tax",
+    }
+)
+_ROOT_TASK_NAMES = frozenset({"CreateServiceLinkedRole", "PasswordUpdated", "CheckMfa"})
+
+
 @rule(ROOT_ACTIVITY, failures=True)
 def _root_activity(s: Subject, cfg: RuleConfig) -> Hit | None:
     p = s.event.principal
@@ -81,9 +101,29 @@ def _root_activity(s: Subject, cfg: RuleConfig) -> Hit | None:
         if not s.event.outcome.success:
             return None  # aws.root-console-login-failed reports these
         mfa = "with MFA" if p.mfa else "without MFA" if p.mfa is False else ""
-        return Hit(summary=f"the root user of {s.event.account} signed in {mfa}{s.where}")
+        return Hit(
+            summary=f"the root user of {s.event.account} signed in {mfa}{s.where}",
+            # A password alone opens an account with no policy to stop it.
+            severity=Severity.high if p.mfa is False else Severity.medium,
+        )
     if not s.event.outcome.success:
-        return Hit(summary=s.called("and was refused"), severity=Severity.medium)
+        return Hit(
+            summary=s.called("and was refused"),
+            context="An attempt: the call failed.",
+            severity=Severity.low,
+        )
+    if s.event.action.service in _ROOT_TASK_SERVICES or name in _ROOT_TASK_NAMES:
+        return Hit(
+            summary=s.called(),
+            context="An account task that needs the root user; its sign-in is reported on its own.",
+            severity=Severity.low,
+        )
+    if s.event.read_only:
+        return Hit(
+            summary=s.called(),
+            context="A read: the root user's writes and its sign-in are reported higher.",
+            severity=Severity.low,
+        )
     return Hit(summary=s.called())
 
 
@@ -156,7 +196,7 @@ FEDERATION_TOKEN = _spec(
     title="Console sign-in token minted by a script",
     severity=Severity.medium,
     tactics=["TA0008", "TA0001"],
-    techniques=["T1550.001"],
+    techniques=["T1550.001", "T1021.007"],
     description=(
         "GetSigninToken turns API credentials into a console session. Outside the SSO portal it is"
         " how stolen keys are taken to the console."
@@ -852,7 +892,7 @@ TRUST_OPENED = _spec(
     title="Role trust opened to another account or anyone",
     severity=Severity.high,
     tactics=["TA0003", "TA0004"],
-    techniques=["T1098.003"],
+    techniques=["T1098.003", "T1199"],
     description=(
         "A role's trust policy now lets a foreign account, or anyone, assume it (without an "
         "organization, account or source condition)."
@@ -980,7 +1020,7 @@ IDP_CHANGED = _spec(
     title="SAML or OIDC identity provider changed",
     severity=Severity.medium,
     tactics=["TA0003", "TA0005"],
-    techniques=["T1484.002"],
+    techniques=["T1484.002", "T1556"],
     description=(
         "A federation trust was added, changed or removed: whoever controls the provider can mint "
         "sessions in the account."
@@ -1135,7 +1175,7 @@ def _lambda_permission(s: Subject, cfg: RuleConfig) -> Hit | None:
 
 
 def _is_account(value: str) -> bool:
-    return len(value) == 12 and value.isdigit()
+    return len(value) == 12 and value.isascii() and value.isdigit()
 
 
 SNAPSHOT_SHARED = _spec(
@@ -1641,7 +1681,7 @@ USERDATA_CHANGED = _spec(
     title="Instance startup script changed",
     severity=Severity.high,
     tactics=["TA0003", "TA0002"],
-    techniques=["T1037", "T1059"],
+    techniques=["T1037", "T1059", "T1578.005"],
     description=("New user data runs as root the next time the instance starts."),
 )
 

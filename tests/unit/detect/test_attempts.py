@@ -138,9 +138,9 @@ def test_a_refused_routine_call_does_not_make_the_call_itself_routine() -> None:
 
 
 def test_rules_that_read_failures_themselves_keep_their_own_reading() -> None:
-    # The root rule says "refused" itself at medium: not lowered a second time.
+    # The root rule grades a refused call itself (low, "refused"): not lowered a second time.
     event = ct("CreateUser", "iam", identity=root(), params={"userName": "x"}, error="AccessDenied")
-    assert only(detect(event), "aws.root-activity").severity is Severity.medium
+    assert only(detect(event), "aws.root-activity").severity is Severity.low
 
 
 def test_attempts_are_a_property_of_every_name_indexed_cloudtrail_rule() -> None:

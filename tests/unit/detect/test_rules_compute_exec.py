@@ -145,7 +145,10 @@ def test_repeated_commands_of_one_document_by_one_principal_are_learned() -> Non
     first = ct("SendCommand", "ssm", params=_SHELL, identity=role("ops"))
     again = ct("SendCommand", "ssm", params=_SHELL, identity=role("ops"), when=T0.replace(day=9))
     assert engine.score_and_commit([first]).anomalies
-    assert not engine.score_and_commit([again]).anomalies
+    # Done before by this principal: graded down (harvester.detect.routine), not dropped.
+    repeat = only(engine.score_and_commit([again]).anomalies, "aws.instance-command-execution")
+    assert repeat.severity is Severity.low
+    assert "It did this before" in repeat.explanation
 
 
 @pytest.mark.parametrize(
