@@ -302,15 +302,28 @@ def error_is_denied(event: Event) -> bool:
     return code in _DENIED_CODES or "AccessDenied" in code or "Unauthorized" in code
 
 
-# Failures that still say what the caller was after: refused, checked with a dry run, aimed at
-# something that is not there (guessing names), or stopped by a quota (a launch too big for
-# the account). Malformed requests, throttling and AWS's own faults say nothing of intent.
+# A failed call is still an attempt at what it asked: refused, checked with a dry run, aimed at
+# something that is not there (guessing names), stopped by a quota (a launch too big for the
+# account), or rejected for its content. Only AWS's answers to load and its own faults say
+# nothing of the caller's intent (EC2's RequestLimitExceeded is throttling, not a quota).
+_NO_INTENT_MARKS = (
+    "Throttl",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "SlowDown",
+    "Internal",
+    "ServiceUnavailable",
+    "ServiceFailure",
+    "Unavailable",
+)
 _QUOTA_MARKS = ("LimitExceeded", "QuotaExceeded", "InsufficientInstanceCapacity")
 _NOT_FOUND_MARKS = ("NotFound", "NoSuch")
 
 
 @functools.lru_cache(maxsize=1024)
 def _attempt_kind(code: str) -> str | None:
+    if any(mark in code for mark in _NO_INTENT_MARKS):
+        return None
     if code.endswith("DryRunOperation"):
         return "a dry run that would have succeeded"
     if code in _DENIED_CODES or "AccessDenied" in code or "Unauthorized" in code:
@@ -319,7 +332,7 @@ def _attempt_kind(code: str) -> str | None:
         return "aimed at something that does not exist"
     if any(mark in code for mark in _QUOTA_MARKS):
         return "stopped by a quota"
-    return None
+    return "rejected"
 
 
 def attempt_of(event: Event) -> str | None:

@@ -99,6 +99,24 @@ def test_a_not_found_target_is_an_attempt() -> None:
     assert "aws.cloudtrail-logging-impaired" in detectors(event)
 
 
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("Client.NetworkInterfaceNotSupported", "rejected"),
+        ("InvalidPermission.Duplicate", "rejected"),
+        ("MalformedPolicyDocument", "rejected"),
+        ("Client.VcpuLimitExceeded", "stopped by a quota"),
+        ("InvalidInstanceID.NotFound", "aimed at something that does not exist"),
+    ],
+)
+def test_a_failure_for_what_was_asked_is_an_attempt(code: str, kind: str) -> None:
+    event = ct(
+        "CreateTrafficMirrorSession", "ec2", params={"networkInterfaceId": "eni-1"}, error=code
+    )
+    assert attempt_of(event) == kind
+    assert "aws.traffic-mirroring" in detectors(event)
+
+
 def test_a_quota_error_is_an_attempt() -> None:
     event = ct(
         "AuthorizeSecurityGroupIngress",
@@ -111,7 +129,8 @@ def test_a_quota_error_is_an_attempt() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", ["ThrottlingException", "InternalError", "ValidationException", "InvalidParameter"]
+    "code",
+    ["ThrottlingException", "RequestLimitExceeded", "InternalError", "ServiceUnavailableException"],
 )
 def test_failures_that_say_nothing_of_intent_are_not_attempts(code: str) -> None:
     event = ct("StopLogging", "cloudtrail", params={"name": _TRAIL}, error=code)
