@@ -19,6 +19,7 @@ from harvester.events import Event, Principal
 
 __all__ = [
     "PUBLIC_INFO_PATHS",
+    "STRONG_ATTEMPTS",
     "action_label",
     "attempt_of",
     "behaviour_entity",
@@ -318,6 +319,12 @@ _NO_INTENT_MARKS = (
 )
 _QUOTA_MARKS = ("LimitExceeded", "QuotaExceeded", "InsufficientInstanceCapacity")
 _NOT_FOUND_MARKS = ("NotFound", "NoSuch")
+_REFUSED = "refused"
+_DRY_RUN = "a dry run that would have succeeded"
+_QUOTA = "stopped by a quota"
+# Attempts that show the caller could not, or checked it could: a refusal, a dry run, a quota.
+# A missing target or a rejected request shows less (a typo, a stale name, a wrong value).
+STRONG_ATTEMPTS = frozenset((_REFUSED, _DRY_RUN, _QUOTA))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -325,13 +332,13 @@ def _attempt_kind(code: str) -> str | None:
     if any(mark in code for mark in _NO_INTENT_MARKS):
         return None
     if code.endswith("DryRunOperation"):
-        return "a dry run that would have succeeded"
+        return _DRY_RUN
     if code in _DENIED_CODES or "AccessDenied" in code or "Unauthorized" in code:
-        return "refused"
+        return _REFUSED
     if any(mark in code for mark in _NOT_FOUND_MARKS):
         return "aimed at something that does not exist"
     if any(mark in code for mark in _QUOTA_MARKS):
-        return "stopped by a quota"
+        return _QUOTA
     return "rejected"
 
 

@@ -88,7 +88,7 @@ def test_a_dry_run_is_an_attempt_that_would_have_worked() -> None:
     assert "dry run" in anomaly.explanation
 
 
-def test_a_not_found_target_is_an_attempt() -> None:
+def test_a_not_found_target_is_a_weak_attempt() -> None:
     event = ct(
         "DeleteTrail",
         "cloudtrail",
@@ -96,7 +96,8 @@ def test_a_not_found_target_is_an_attempt() -> None:
         error="TrailNotFoundException",
         message="Unknown trail: guessed-trail for the user: " + ACCOUNT,
     )
-    assert "aws.cloudtrail-logging-impaired" in detectors(event)
+    # Critical when done, medium when refused, low when the name was wrong.
+    assert only(detect(event), "aws.cloudtrail-logging-impaired").severity is Severity.low
 
 
 @pytest.mark.parametrize(
@@ -180,6 +181,7 @@ def test_attempts_are_a_property_of_every_name_indexed_cloudtrail_rule() -> None
 )
 def test_attempt_severity(deed: Severity, attempt: Severity) -> None:
     assert attempt_severity(deed) is attempt
+    assert attempt_severity(deed, strong=False) is min(attempt, Severity.low, key=lambda s: s.rank)
 
 
 def test_sign_in_failures_are_left_to_the_sign_in_rules() -> None:
