@@ -37,8 +37,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.corpora import CORPORA, CORPUS, Case
 from benchmarks.expected import Expected, load_expected
+from benchmarks.peers.cases import CORPORA, CORPUS, Case
 from harvester.detect.engine import DEFAULT_CATALOG, EngineConfig, Scorer, merge_anomaly
 from harvester.detect.incidents import build_incidents
 from harvester.detect.model import Anomaly, Incident, Severity

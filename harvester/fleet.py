@@ -12,6 +12,36 @@ from datetime import timedelta
 
 from harvester.settings import Settings
 
+# The logical queues: what tasks, metrics labels and `harvester worker --queues` name. Their
+# names on the broker are settings (HARVESTER_HARVEST_QUEUE, HARVESTER_SCORE_QUEUE).
+LOGICAL_QUEUES = ("harvest", "score")
+
+
+def queue_names(settings: Settings) -> dict[str, str]:
+    """Logical queue → its name on the broker."""
+    return {"harvest": settings.harvest_queue, "score": settings.score_queue}
+
+
+def broker_queues(requested: str, settings: Settings) -> list[str]:
+    """The broker names of a comma-separated list of logical queues (``harvest,score``).
+
+    A queue's configured broker name is accepted too, so a command line written for one
+    installation's names keeps working. Raises ValueError naming the queue and the choices.
+    """
+    names = queue_names(settings)
+    configured = set(names.values())
+    resolved: list[str] = []
+    for raw in requested.split(","):
+        queue = raw.strip()
+        if queue in names:
+            resolved.append(names[queue])
+        elif queue in configured:
+            resolved.append(queue)
+        else:
+            choices = ", ".join(f"{logical} (= {name})" for logical, name in names.items())
+            raise ValueError(f"unknown queue {queue!r}: use {choices}")
+    return list(dict.fromkeys(resolved))
+
 
 @dataclass(frozen=True)
 class FleetTiming:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     lateness_window: timedelta = timedelta(hours=1)
     first_harvest_lookback: timedelta = timedelta(hours=24)
     log_level: str = "INFO"
+    # "text" for people, "json" (one object per line) for log pipelines.
+    log_format: str = "text"
     # Fleet timing: how often beat dispatches due sources, and the hard time limit of a task
     # (the soft limit, the source lease and the broker's visibility timeout derive from it).
     dispatch_interval: timedelta = timedelta(seconds=30)
@@ -80,6 +82,13 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("log_format", mode="after")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in ("text", "json"):
+            raise ValueError("use text or json")
+        return value.lower()
 
     @field_validator("data_dir", mode="after")
     @classmethod

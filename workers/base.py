@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from harvester import metrics
 from harvester.aws.errors import AwsError, backoff_delay
 from harvester.deadletters import record_dead_letter
+from harvester.logs import log_context
 from workers.app import TASK_QUEUES, app, runtime, timing
 
 P = ParamSpec("P")
@@ -108,7 +109,8 @@ def harvester_task(
                 deliveries = _delivery_count(self)
                 if deliveries > timing().max_deliveries:
                     return _dead_letter(self, name, deliveries, list(args))
-                return fn(*args, **kwargs)
+                with log_context(task_id=self.request.id):
+                    return fn(*args, **kwargs)
             except TRANSIENT as exc:
                 exhausted = max_retries is not None and self.request.retries >= max_retries
                 if not _retryable(exc) or exhausted:

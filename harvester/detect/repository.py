@@ -213,22 +213,22 @@ def _as_stored(anomaly: Anomaly) -> Anomaly:
 
 
 def save_anomalies(
-    session: Session, anomalies: Sequence[Anomaly], *, clock: Clock, evidence_cap: int = 20
+    session: Session,
+    anomalies: Sequence[Anomaly],
+    *,
+    clock: Clock,
+    evidence_cap: int = 20,
+    inserted: set[str] | None = None,
 ) -> list[Anomaly]:
     """Upsert anomalies by dedup key; returns them as stored (merged with earlier sightings).
 
     Three statements at most, however many anomalies: lock and read those already stored,
     insert the others (one executemany, pipelined by psycopg), update the merged ones (one
     executemany). Should another transaction store one of the new ones first, it is read and
-    merged like those found at the start.
+    merged like those found at the start. ``inserted``, when given, receives the dedup keys
+    this call stored for the first time (the new anomalies, not repeats merged into one).
     """
-    return _save_anomalies(session, anomalies, clock=clock, evidence_cap=evidence_cap)[0]
-
-
-def _save_anomalies(
-    session: Session, anomalies: Sequence[Anomaly], *, clock: Clock, evidence_cap: int
-) -> tuple[list[Anomaly], set[str]]:
-    """:func:`save_anomalies`, plus the dedup keys this call inserted (the new anomalies)."""
+    inserted = set() if inserted is None else inserted
     merged: dict[str, Anomaly] = {}
     for anomaly in anomalies:
         old = merged.get(anomaly.dedup_key)
@@ -236,12 +236,11 @@ def _save_anomalies(
             anomaly if old is None else merge_anomaly(old, anomaly, cap=evidence_cap)
         )
     if not merged:
-        return [], set()
+        return []
     # Core statements do not flush the session as ORM ones do: pending ORM changes first.
     session.flush()
     now = clock()
     stored: dict[str, Anomaly] = {}
-    inserted: set[str] = set()
     updates: list[dict[str, Any]] = []
 
     def merge(rows: Iterable[Any], *, ours: bool) -> None:
@@ -289,7 +288,7 @@ def _save_anomalies(
         updates.sort(key=lambda row: str(row["b_id"]))
         session.execute(update(_ANOMALIES).where(_ANOMALIES.c.id == bindparam("b_id")), updates)
         _expire(session, AnomalyRecord, (row["b_id"] for row in updates))
-    return [stored[key] for key in merged if key in stored], inserted
+    return [stored[key] for key in merged if key in stored]
 
 
 def _merged_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
@@ -906,8 +905,13 @@ def score_and_store(
         suppressions = active_suppressions(session, now=clock())
     result = scorer.score(events, suppressions=suppressions, owner=owner)
     try:
-        stored, inserted = _save_anomalies(
-            session, result.anomalies, clock=clock, evidence_cap=scorer.config.evidence_cap
+        inserted: set[str] = set()
+        stored = save_anomalies(
+            session,
+            result.anomalies,
+            clock=clock,
+            evidence_cap=scorer.config.evidence_cap,
+            inserted=inserted,
         )
         identities = tuple(sorted({a.identity for a in stored if a.identity}))
         incidents = (

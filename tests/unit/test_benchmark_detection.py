@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.corpora import Case
 from benchmarks.detection import (
     CorpusResult,
     FalsePositives,
@@ -16,6 +15,7 @@ from benchmarks.detection import (
     _count_attack,
 )
 from benchmarks.expected import Expected, ExpectedError, load_expected
+from benchmarks.peers.cases import Case
 from harvester.detect.model import Anomaly, Evidence, Severity
 
 WHEN = datetime(2026, 3, 2, tzinfo=UTC)

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.corpora import CORPORA, CORPUS
 from benchmarks.detection import ORG_SETS, CorpusResult, evaluate_corpus, evaluate_org, pool
 from benchmarks.expected import load_expected
+from benchmarks.peers.cases import CORPORA, CORPUS
 from harvester.detect.engine import DEFAULT_CATALOG
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # name: (strict recall, any-alert recall, benign events alerted at medium or above)
 CORPUS_FLOORS = {
-    "panther-analysis/cloudtrail": (140, 146, 26),
+    "panther-analysis/cloudtrail": (142, 148, 26),
     "panther-analysis/k8s_audit": (44, 44, 6),
     "falco-k8s-audit-traces": (26, 26, 0),
     "otrf-security-datasets": (11, 11, 0),
 }
-POOLED_STRICT_FLOOR = 221
+POOLED_STRICT_FLOOR = 223
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,8 @@ def test_org_check_holds() -> None:
     result = evaluate_org("org-check", scale=0.5)
     assert result.purpose == "checking"
     assert len(result.meant) == 14
-    assert result.strict >= 12
-    assert result.any_alert >= 13
+    assert result.strict >= 14
+    assert result.any_alert >= 14
     assert result.fp_per_10k(medium=True) <= 1.93, result.fp.top()
-    assert result.fp_per_10k(medium=False) <= 9.07
+    assert result.fp_per_10k(medium=False) <= 9.55
     assert result.unexplained == 0
