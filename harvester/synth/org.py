@@ -1625,7 +1625,11 @@ ATTACKS: tuple[AttackTechnique[_Day], ...] = (
         "stolen-instance-credentials",
         "EC2 instance credentials used from outside",
         ("T1552.005",),
-        ("aws.instance-credentials-on-workstation", "behav.instance-credentials-elsewhere"),
+        (
+            "aws.instance-credentials-on-workstation",
+            "behav.instance-credentials-elsewhere",
+            "aws.instance-credentials-off-instance",
+        ),
         8,
         14.2,
         _stolen_instance_credentials,
