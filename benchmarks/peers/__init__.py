@@ -37,14 +37,16 @@ rules that need Panther's key-value cache, on an in-memory stand-in; ``panther+c
 adds the rules that decide on enrichment (IP ASN, Tor lists), run without any (see panther.py).
 
 Corpora are named as in ``benchmarks.peers.cases.CORPORA``, ``"org"`` for the generated
-organization (seed 7, 14 days), or given as ``(name, cases)`` (e.g.
-``("org-check", org_cases(generate(...)))``); a corpus folder (a ``Path``) means all of them.
+organization (seed 7, 14 days) or a name of ``benchmarks.detection.ORG_SETS`` (``org-tuning``,
+``org-check``), or given as ``(name, cases)`` with ``cases.org_cases(records)``; a corpus
+folder (a ``Path``) means the four corpora and ``org``.
 Cases that all carry a time are scored as one stream, others each alone.
 ``report.figure_lines(name, figures[name])`` renders one corpus as printed lines.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,14 +67,30 @@ def load_cases(spec: CorpusSpec, corpus: Path = CORPUS) -> tuple[str, Sequence[C
     """A corpus by name (or as given) and its cases."""
     if not isinstance(spec, str):
         return spec
-    if spec == "org":
-        from harvester.synth.org import generate
-
-        return spec, org_cases(generate(seed=7, days=14))
-    if spec not in CORPORA:
-        known = ", ".join([*CORPORA, "org"])
+    if spec in CORPORA:
+        return spec, CORPORA[spec](corpus)
+    sets = _org_sets()
+    if spec not in sets:
+        known = ", ".join([*CORPORA, *sets])
         raise ValueError(f"unknown corpus {spec!r}; known: {known}")
-    return spec, CORPORA[spec](corpus)
+    module, seed, days = sets[spec]
+    return spec, org_cases(importlib.import_module(module).generate(seed=seed, days=days))
+
+
+def _org_sets() -> dict[str, tuple[str, int, int]]:
+    """Generated organizations by name: (generator module, seed, days).
+
+    ``org`` is the one ``harvester.synth.org`` makes by default; the evaluation's named sets
+    (``benchmarks.detection.ORG_SETS``, where it declares them) are taken from there.
+    """
+    sets = {"org": ("harvester.synth.org", 7, 14)}
+    try:
+        from benchmarks.detection import ORG_SETS
+    except ImportError:
+        return sets
+    for name, chosen in ORG_SETS.items():
+        sets[name] = (chosen.module, chosen.seed, chosen.days)
+    return sets
 
 
 def pack_figures(

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.peers import PACKS, peer_figures
+from benchmarks.peers import PACKS, _org_sets, peer_figures
 from benchmarks.peers.cases import CORPORA, CORPUS
 from benchmarks.peers.report import figure_lines
 
@@ -26,8 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=(*CORPORA, "org"),
-        help="Corpora to run (repeatable); default all of them and the generated organization.",
+        choices=(*CORPORA, *_org_sets()),
+        help="Corpora or generated organizations to run (repeatable); default the corpora and org.",
     )
     parser.add_argument("--pack", action="append", choices=tuple(PACKS), help="Packs to run.")
     parser.add_argument("--verbose", "-v", action="store_true", help="List misses and noisy rules.")

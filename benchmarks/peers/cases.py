@@ -9,8 +9,8 @@ of attack groups serves both):
   ``other`` (activity worth logging, not an attack); a negative is ``benign``.
 - ``falco-k8s-audit-traces``: ``suspicious`` traces are attacks; benign and benign-info are benign.
 - ``otrf-security-datasets``: ``malicious`` / ``benign``; the honey-bucket rows are ``other``.
-- a generated organization (``org_cases``): records injected by an attack technique are attacks,
-  everything else benign.
+- a generated organization (``org_cases``): records injected by an attack technique are attacks
+  (grouped by technique), everything else benign.
 """
 
 from __future__ import annotations
@@ -135,17 +135,13 @@ CORPORA: dict[str, Callable[[Path], list[Case]]] = {
 
 
 def org_cases(records: Iterable[Any]) -> list[Case]:
-    """Cases from ``harvester.synth.org`` records (``OrgRecord``), in their time order."""
-    from harvester.synth.org import ATTACKS
-
-    mitre = {a.id: a.mitre for a in ATTACKS}
+    """Cases from a generated organization's records (``OrgRecord``), in their time order."""
     return [
         Case(
             record=r.record,
             kind=r.kind,
             label="attack" if r.technique else "benign",
             group=r.technique or "normal",
-            techniques=mitre.get(r.technique, ()) if r.technique else (),
             time=r.time,
         )
         for r in records
