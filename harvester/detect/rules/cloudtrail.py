@@ -694,9 +694,15 @@ table_rule(
 
 
 def _by_hand(s: Subject) -> str | None:
-    """A snapshot someone took, as opposed to AWS Backup or infrastructure-as-code."""
+    """A snapshot someone took, as opposed to AWS Backup or an infrastructure pipeline.
+
+    Infrastructure-as-code run from a workstation (macOS, Windows) is someone's hand too.
+    """
     p = s.event.principal
-    if p.type == "aws_service" or p.invoked_by or ua_family(s.event.user_agent) in _IAC:
+    agent = s.event.user_agent
+    if p.type == "aws_service" or p.invoked_by:
+        return None
+    if ua_family(agent) in _IAC and desktop_os(agent) is None:
         return None
     source = pick(s.params, "dBInstanceIdentifier", "dBClusterIdentifier") or "?"
     name = pick(s.params, "dBSnapshotIdentifier", "dBClusterSnapshotIdentifier") or "?"

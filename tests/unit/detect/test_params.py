@@ -232,6 +232,13 @@ def test_a_database_snapshot_taken_by_a_person_is_low_and_by_aws_backup_is_nothi
     pipeline = ct(
         "CreateDBSnapshot", "rds", params=_SNAPSHOT, agent="APN/1.0 HashiCorp/1.0 Terraform/1.7.5"
     )
+    laptop = ct(
+        "CreateDBSnapshot",
+        "rds",
+        params=_SNAPSHOT,
+        agent="APN/1.0 HashiCorp/1.0 Terraform/1.1.2 aws-sdk-go/1.44.157 (go1.19.3; darwin; arm64)",
+    )
     assert only(detect(person), "aws.database-export").severity is Severity.low
+    assert "aws.database-export" in detectors(laptop)
     assert "aws.database-export" not in detectors(backup)
     assert "aws.database-export" not in detectors(pipeline)
