@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
@@ -439,24 +439,8 @@ def _record_run(
             return
         source.last_run_at = now
         source.last_run_objects = result.objects
-        # Lag is measured from the newest object we have finished, as S3 stamped it.
-        newest = session.scalar(
-            select(func.max(ProcessedObject.last_modified)).where(
-                ProcessedObject.source_id == source_id, ProcessedObject.status == "done"
-            )
-        )
-        if newest is not None:
-            source.newest_object_at = newest
-        source.last_run_events = (
-            session.scalar(
-                select(func.coalesce(func.sum(ProcessedObject.events), 0)).where(
-                    ProcessedObject.source_id == source_id,
-                    ProcessedObject.updated_at >= source.last_success_at,
-                )
-            )
-            if source.last_success_at is not None
-            else 0
-        ) or 0
+        # The run's events (and the lag) grow as its objects finish: see _count_finished.
+        source.last_run_events = 0
         if result.status == "ok":
             source.last_success_at = now
             # Every object listed, whatever became of it; the (source, object_time) index
@@ -599,6 +583,7 @@ def _harvest_object(
                 sha256=stats.sha256 or "",
                 now=now,
             )
+            _count_finished(session, source_id=source_id, key=key, events=outcome.events)
         elif outcome.status == "corrupt":
             mark_corrupt(
                 session,
@@ -620,6 +605,32 @@ def _harvest_object(
     if outcome.status != "done":
         log.warning("object s3://%s/%s: %s: %s", info.bucket, key, outcome.status, outcome.error)
     return outcome
+
+
+def _count_finished(session: Session, *, source_id: int, key: str, events: int) -> None:
+    """Add a finished object to its source's last run: its events, and the lag it ends.
+
+    Figures are recorded as objects finish, not when the run lists them, so `sources
+    list` is right as soon as the objects are done. One UPDATE, so workers finishing
+    objects of the same source at once do not lose each other's counts.
+    """
+    modified = select(ProcessedObject.last_modified).where(
+        ProcessedObject.source_id == source_id, ProcessedObject.key == key
+    )
+    newest = func.coalesce(modified.scalar_subquery(), Source.newest_object_at)
+    session.execute(
+        update(Source)
+        .where(Source.id == source_id)
+        .values(
+            last_run_events=Source.last_run_events + events,
+            # Lag is measured from the newest object finished, as S3 stamped it.
+            newest_object_at=case(
+                (Source.newest_object_at.is_(None), newest),
+                (newest > Source.newest_object_at, newest),
+                else_=Source.newest_object_at,
+            ),
+        )
+    )
 
 
 # --- a score batch ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -13,6 +13,8 @@ from celery import Celery
 
 from harvester.cli.context import AppContext
 from harvester.cli.output import console, print_table
+from harvester.cli.progress import object_progress
+from harvester.durations import time_or_duration
 from harvester.embedded import run_cycle, run_forever
 from harvester.fleet import broker_queues, queue_names
 from harvester.inventory import service
@@ -28,15 +30,28 @@ from harvester.runtime import Runtime
 from harvester.settings import Settings, load_settings
 from harvester.sources.ledger import WorkItem
 
-MetricsPortOpt = Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(help="Serve Prometheus metrics (and the /healthz, /readyz probes) on this port."),
+]
+MetricsAddrOpt = Annotated[
+    str,
+    typer.Option(help="Address the metrics port listens on; 127.0.0.1 keeps it to this machine."),
+]
+# Prometheus scrapes from another container or pod (metrics_cmds.DEFAULT_ADDR, not imported:
+# the metrics stack is only loaded by the processes that serve it).
+METRICS_ADDR = "0.0.0.0"  # noqa: S104
 
 
-def _exec_celery(argv: list[str], *, metrics_port: int | None, multiprocess: bool) -> None:
+def _exec_celery(
+    argv: list[str], *, metrics_port: int | None, metrics_addr: str, multiprocess: bool
+) -> None:
     # Replace this process with Celery's own command, so that `harvester worker` and
     # `celery -A workers.app worker` are the same program (signals, exit codes, pid).
     env = dict(os.environ)
     if metrics_port is not None:
         env["HARVESTER_METRICS_PORT"] = str(metrics_port)
+        env["HARVESTER_METRICS_ADDR"] = metrics_addr
         if multiprocess and "PROMETHEUS_MULTIPROC_DIR" not in env:
             # Must be in the environment before prometheus_client is imported by Celery.
             data_dir = load_settings(env).data_dir
@@ -82,12 +97,15 @@ def worker(
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = METRICS_ADDR,
 ) -> None:
     """Start a Celery worker (prefork) on the broker from HARVESTER_BROKER_URL.
 
     The same as: celery -A workers.app worker -Q harvest,score -c N. With --metrics-port,
     Prometheus metrics of all its processes are served there (multiprocess mode, in
-    PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics).
+    PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics), with /healthz and /readyz probes.
+    A worker whose database cannot be reached, or is not at this version's schema, exits
+    with status 1 before it takes any message.
     """
     try:
         consumed = broker_queues(queues, load_settings())
@@ -96,18 +114,24 @@ def worker(
     argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-P", "prefork"]
     if concurrency:
         argv += ["-c", str(concurrency)]
-    _exec_celery(argv, metrics_port=metrics_port, multiprocess=True)
+    _exec_celery(argv, metrics_port=metrics_port, metrics_addr=metrics_addr, multiprocess=True)
 
 
 def beat(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = METRICS_ADDR,
 ) -> None:
     """Start the scheduler; run two for availability, a Redis leader lock keeps one active.
 
     The same as: celery -A workers.app beat
     """
-    _exec_celery(["beat", "--loglevel", loglevel], metrics_port=metrics_port, multiprocess=False)
+    _exec_celery(
+        ["beat", "--loglevel", loglevel],
+        metrics_port=metrics_port,
+        metrics_addr=metrics_addr,
+        multiprocess=False,
+    )
 
 
 def run(
@@ -129,7 +153,8 @@ def run(
         if not once:
             run_forever(rt, interval=interval)
             return
-        result = run_cycle(rt)
+        with object_progress("harvesting and scoring") as object_done:
+            result = run_cycle(rt, on_object=object_done)
         console().print(
             f"harvested {result.sources} source(s): {result.objects} object(s), "
             f"{result.events} event(s), {result.anomalies} anomaly update(s)"
@@ -146,14 +171,11 @@ def run(
         rt.close()
 
 
-def _parse_time(value: str, option: str) -> datetime:
+def _parse_time(value: str, option: str, now: datetime) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise v.InvalidValue(
-            option, value, "use an ISO 8601 time, e.g. 2026-11-01T00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return time_or_duration(value, now)
+    except ValueError as exc:
+        raise v.InvalidValue(option, value, str(exc)) from None
 
 
 def backfill(
@@ -161,8 +183,13 @@ def backfill(
     source_ref: Annotated[
         str, typer.Argument(metavar="SOURCE", help="Source id, ACCOUNT or ACCOUNT/CLUSTER.")
     ],
-    since: Annotated[str, typer.Option(help="Start of the range (ISO 8601, UTC if no zone).")],
-    until: Annotated[str | None, typer.Option(help="End of the range (default: now).")] = None,
+    since: Annotated[
+        str,
+        typer.Option(help="Start of the range: a time (ISO 8601, UTC if no zone) or 6h, 2d back."),
+    ],
+    until: Annotated[
+        str | None, typer.Option(help="End of the range: a time or a duration back (default: now).")
+    ] = None,
     enqueue: Annotated[
         bool, typer.Option("--enqueue", help="Send the objects to the fleet's queue instead.")
     ] = False,
@@ -174,8 +201,8 @@ def backfill(
     missing: events scored within the de-duplication window are not scored again.
     """
     app = _ctx(ctx)
-    start = _parse_time(since, "--since")
-    end = _parse_time(until, "--until") if until else app.clock()
+    start = _parse_time(since, "--since", app.clock())
+    end = _parse_time(until, "--until", app.clock()) if until else app.clock()
     if end < start:
         raise v.InvalidValue("--until", until, "the end of the range is before its start")
     with app.session() as session:

@@ -655,3 +655,18 @@ def sources_list(ctx: typer.Context, output: OutputOpt = OutputFormat.table) -> 
     with app.session() as session:
         records = [source_record(s, app.clock()) for s in service.list_sources(session)]
     emit(output, records, SOURCE_COLUMNS, "Sources")
+
+
+@sources_app.command("show")
+def sources_show(
+    ctx: typer.Context,
+    source_ref: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="Source id, ACCOUNT or ACCOUNT/CLUSTER.")
+    ],
+    output: OutputOpt = OutputFormat.table,
+) -> None:
+    """Show one source: storage, role, health, schedule and its last run."""
+    app = _ctx(ctx)
+    with app.session() as session:
+        record = source_record(service.find_source(session, source_ref), app.clock())
+    _show_record(record, output)

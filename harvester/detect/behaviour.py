@@ -84,6 +84,7 @@ def behaviour_spec(
     description: str,
     sources: Iterable[str] = ("cloudtrail",),
     dedup_window: timedelta = timedelta(hours=24),
+    learns: bool = True,
     **parameters: object,
 ) -> DetectorSpec:
     return DetectorSpec(
@@ -98,6 +99,7 @@ def behaviour_spec(
         kind="behaviour",
         parameters=parameters,
         dedup_window=dedup_window,
+        learns=learns,
     )
 
 
