@@ -1,10 +1,10 @@
 """Durations as operators write them: ``30s``, ``5m``, ``1h``, ``7d`` or plain seconds."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+)([smhdw])")
+_PART = re.compile(r"([0-9]+)([smhdw])")
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
@@ -18,7 +18,7 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
             raise ValueError(f"duration must not be negative: {value!r}")
         return timedelta(seconds=value)
     text = value.strip().lower()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return timedelta(seconds=int(text))
     parts = _PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
@@ -39,3 +39,23 @@ def format_duration(delta: timedelta) -> str:
         if count:
             out.append(f"{count}{unit}")
     return "".join(out)
+
+
+def time_or_duration(value: str, now: datetime, *, future: bool = False) -> datetime:
+    """A duration back from ``now`` (ahead of it with ``future``) or an ISO 8601 time.
+
+    A time without a zone is UTC. Raises ValueError saying what to give instead.
+    """
+    try:
+        delta = parse_duration(value)
+    except ValueError:
+        pass
+    else:
+        return now + delta if future else now - delta
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            "give a duration (30m, 24h, 7d) or a time (2026-01-15T12:00:00Z)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

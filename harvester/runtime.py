@@ -91,8 +91,15 @@ class Runtime:
 
     @cached_property
     def aws(self) -> SessionFactory:
+        timing = FleetTiming.from_settings(self.settings)
         return SessionFactory(
-            settings=ClientSettings(fetch_concurrency=self.fetch_concurrency),
+            # Timeouts and retries derive from the task limit (harvester.fleet).
+            settings=ClientSettings(
+                fetch_concurrency=self.fetch_concurrency,
+                connect_timeout=timing.aws_connect_timeout,
+                read_timeout=timing.aws_read_timeout,
+                max_attempts=timing.aws_max_retries,
+            ),
             # S3 requests and AWS errors counted by operation and code, for every client.
             event_hooks=aws_event_hooks(),
         )

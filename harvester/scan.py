@@ -9,8 +9,11 @@ everything else here.
 What an object holds is decided from its key, as the delivery layouts define it:
 ``AWSLogs/[o-org/]<account>/CloudTrail/<region>/…`` is a CloudTrail log file,
 ``CloudTrail-Digest`` and ``CloudTrail-Insight`` folders are skipped (no events of ours),
-``EKSLogs/<account>/<cluster>/…`` is a Firehose object of EKS control-plane logs. A bad
-object is recorded with its error and the scan goes on.
+``EKSLogs/<account>/<cluster>/…`` is a Firehose object of EKS control-plane logs. A file
+named explicitly whose name says nothing (a downloaded object renamed ``trail.json.gz``)
+is read by its content instead: a ``Records`` document, CloudWatch Logs envelopes or audit
+Events. Inside folders such files are counted and listed in ``ScanSummary.unrecognised``,
+never dropped silently. A bad object is recorded with its error and the scan goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Literal, NamedTuple
 
 from harvester.distinct import DistinctCounter, ExactBudget
 from harvester.events import UNKNOWN_TIME, Event, Principal
-from harvester.parse import CorruptObjectError, ParseStats, Readable, parse_object
+from harvester.parse import ContentReader, CorruptObjectError, ParseStats, Readable, parse_object
 from harvester.sources import layouts
 from harvester.sources.layouts import ObjectKind
 
@@ -41,18 +44,19 @@ __all__ = [
     "local_objects",
     "principal_key",
     "scan",
+    "sniff_kind",
 ]
 
 KeyKind = Literal["cloudtrail", "cloudtrail_digest", "cloudtrail_insight", "eks", "unknown"]
 Opener = Callable[[], AbstractContextManager[Readable]]
 
-_ACCOUNT = re.compile(r"^\d{12}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 # A CloudTrail file name alone (a single file handed to the scan, outside its tree).
 _CLOUDTRAIL_NAME = re.compile(
-    r"^(?P<account>\d{12})_CloudTrail(?P<suffix>-Digest|-Insight)?_(?P<region>[a-z0-9-]+)_"
-    r"\d{8}T\d{4}Z"
+    r"^(?P<account>[0-9]{12})_CloudTrail(?P<suffix>-Digest|-Insight)?_(?P<region>[a-z0-9-]+)_"
+    r"[0-9]{8}T[0-9]{4}Z"
 )
 _CLOUDTRAIL_FOLDERS: dict[str, KeyKind] = {
     "CloudTrail": "cloudtrail",
@@ -62,11 +66,16 @@ _CLOUDTRAIL_FOLDERS: dict[str, KeyKind] = {
 
 
 class SourceObject(NamedTuple):
-    """One object to scan: its key (or path), how to open it, and its bucket if any."""
+    """One object to scan: its key (or path), how to open it, and its bucket if any.
+
+    ``explicit``: the operator named this object itself (not a folder holding it), so its
+    content decides what it is when its name does not.
+    """
 
     key: str
     open: Opener
     bucket: str = ""
+    explicit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +144,10 @@ def local_objects(paths: Iterable[str | Path]) -> Iterator[SourceObject]:
     """Files given, and files under folders given (recursively, in name order)."""
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        else:
-            files = [path]
+        if not path.is_dir():
+            yield SourceObject(key=path.as_posix(), open=_file_opener(path), explicit=True)
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         for file in files:
             yield SourceObject(key=file.as_posix(), open=_file_opener(file))
 
@@ -148,6 +157,40 @@ def _file_opener(path: Path) -> Opener:
         return path.open("rb")
 
     return opener
+
+
+# --- what an object holds, from its content ------------------------------------------------
+
+# How much decompressed content the sniff reads: the first chunk, enough for a record or two.
+_SNIFF_BYTES = 64 * 1024
+_LEADING_KEY = re.compile(rb'^\s*\{\s*"([^"\\]{1,64})"')
+_ENVELOPE_KEYS = frozenset(
+    (b"messageType", b"owner", b"logGroup", b"logStream", b"subscriptionFilters", b"logEvents")
+)
+_AUDIT_KEYS = frozenset((b"kind", b"apiVersion", b"level", b"auditID", b"stage", b"requestURI"))
+
+
+def sniff_kind(head: bytes) -> KeyKind:
+    """What the start of an object's (decompressed) content says it is.
+
+    ``{"Records": [...]}`` is a CloudTrail log file, CloudWatch Logs envelopes or audit
+    Events (``audit.k8s.io``) are EKS objects; anything else is ``unknown``.
+    """
+    match = _LEADING_KEY.match(head)
+    if match is None:
+        return "unknown"
+    first = match.group(1)
+    if first == b"Records" or b'"Records"' in head:
+        return "cloudtrail"
+    if first in _ENVELOPE_KEYS or (first in _AUDIT_KEYS and b'"audit.k8s.io/' in head):
+        return "eks"
+    return "unknown"
+
+
+def _sniff(item: SourceObject) -> KeyKind:
+    with item.open() as stream:
+        head = ContentReader(stream, chunk_size=_SNIFF_BYTES, hash_content=False).read()
+    return sniff_kind(head)
 
 
 # --- the summary ------------------------------------------------------------------------------
@@ -219,6 +262,8 @@ class ScanSummary:
     uncompressed_bytes: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     errors: list[ObjectError] = field(default_factory=list)
+    # Objects whose name and content are neither CloudTrail's nor EKS's (inside folders).
+    unrecognised: list[str] = field(default_factory=list)
     # Shared by the groups' principal counters: memory stays bounded however many there are.
     exact_principals: ExactBudget = field(default_factory=lambda: ExactBudget(EXACT_PRINCIPALS))
 
@@ -246,23 +291,58 @@ def principal_key(principal: Principal) -> str:
 # --- scanning ---------------------------------------------------------------------------------
 
 
-def iter_scan(objects: Iterable[SourceObject], summary: ScanSummary) -> Iterator[Event]:
+def iter_scan(
+    objects: Iterable[SourceObject],
+    summary: ScanSummary,
+    *,
+    groups: bool = True,
+    keep_events: bool = True,
+) -> Iterator[Event]:
     """Normalized events of every object, updating ``summary`` as they stream by.
 
     ``summary`` is complete once the iterator is exhausted. A ``CorruptObjectError`` or an
     ``OSError`` while reading one object is recorded in ``summary.errors`` (and on the
-    object's group) and the scan moves on to the next object.
+    object's group) and the scan moves on to the next object. ``groups=False`` skips the
+    per-account/region tallies (``parse`` prints none), leaving only the totals;
+    ``keep_events=False`` says events are dropped soon after: their payloads are not
+    copied out of the decoded batch they came from.
     """
     for item in objects:
-        info = classify_key(item.key)
+        info: KeyInfo | None = classify_key(item.key)
+        if info is not None and info.kind == "unknown" and item.explicit:
+            info = _explicit_kind(item, summary)
+        if info is None:
+            continue
         if info.kind not in ("cloudtrail", "eks"):
             summary.skipped[info.kind] = summary.skipped.get(info.kind, 0) + 1
+            if info.kind == "unknown":
+                summary.unrecognised.append(item.key)
             continue
         summary.objects += 1
-        yield from _scan_one(item, info, summary)
+        yield from _scan_one(item, info, summary, groups=groups, keep_events=keep_events)
 
 
-def _scan_one(item: SourceObject, info: KeyInfo, summary: ScanSummary) -> Iterator[Event]:
+def _explicit_kind(item: SourceObject, summary: ScanSummary) -> KeyInfo | None:
+    """The kind of a named object by its content; ``None`` (and an error) when it has none."""
+    try:
+        kind = _sniff(item)
+    except (CorruptObjectError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, CorruptObjectError) else "unreadable"
+        summary.errors.append(ObjectError(item.bucket, item.key, reason, str(exc)))
+        return None
+    if kind == "unknown":
+        message = (
+            "not a CloudTrail log file or an EKS Firehose object: neither its name nor its "
+            "content (a Records document, CloudWatch Logs envelopes, audit Events) says so"
+        )
+        summary.errors.append(ObjectError(item.bucket, item.key, "unrecognised", message))
+        return None
+    return KeyInfo(kind=kind)
+
+
+def _scan_one(
+    item: SourceObject, info: KeyInfo, summary: ScanSummary, *, groups: bool, keep_events: bool
+) -> Iterator[Event]:
     key_group = summary.group(
         info.kind, info.account, info.cluster if info.kind == "eks" else info.region
     )
@@ -282,18 +362,21 @@ def _scan_one(item: SourceObject, info: KeyInfo, summary: ScanSummary) -> Iterat
                 account=info.account,
                 region=info.region,
                 stats=stats,
+                hash_content=False,  # the digest hash: a scan verifies nothing
+                copy_payloads=keep_events,
             )
             for event in events:
-                first = event.account or info.account
-                if info.kind == "eks":
-                    second = event.cluster or info.cluster
-                else:
-                    second = event.region or info.region
-                if (first, second) != current:
-                    # Org trails and Firehose objects mix groups rarely; look up on change only.
-                    current = (first, second)
-                    group = summary.group(info.kind, first, second)
-                group.add(event)
+                if groups:
+                    first = event.account or info.account
+                    if info.kind == "eks":
+                        second = event.cluster or info.cluster
+                    else:
+                        second = event.region or info.region
+                    if (first, second) != current:
+                        # Org trails and Firehose objects mix groups rarely: look up on change.
+                        current = (first, second)
+                        group = summary.group(info.kind, first, second)
+                    group.add(event)
                 summary.events += 1
                 yield event
     except CorruptObjectError as exc:

@@ -10,8 +10,12 @@ The shares were measured with ``python -m benchmarks.scan_memory``: the process 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from harvester.detect.state import CLAIM_BYTES, MemoryStore
+# harvester.detect (the whole engine) is imported where it is used: `harvester parse` and
+# `--help` start without it.
+if TYPE_CHECKING:
+    from harvester.detect.state import MemoryStore
 
 __all__ = ["DEFAULT_MEMORY_MB", "MINIMUM_MEMORY_MB", "ScanLimits"]
 
@@ -44,6 +48,8 @@ class ScanLimits:
                 f"a memory ceiling of {megabytes} MB is below the {MINIMUM_MEMORY_MB} MB the "
                 "process needs; give at least that, or 0 for no caps"
             )
+        from harvester.detect.state import CLAIM_BYTES  # noqa: PLC0415  see the top
+
         total = megabytes * _MB
         return cls(
             megabytes,
@@ -53,6 +59,8 @@ class ScanLimits:
         )
 
     def store(self) -> MemoryStore:
+        from harvester.detect.state import MemoryStore  # noqa: PLC0415  see the top
+
         if self.claims is None:
             return MemoryStore()
         return MemoryStore(max_keys=2**62, max_claims=self.claims, max_bytes=self.state_bytes)

@@ -52,6 +52,7 @@ from harvester.aws.s3 import (
 from harvester.clock import Clock
 from harvester.sources import discovery, layouts
 from harvester.sources.s3lister import S3Lister
+from harvester.terminal import cell, printable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -77,8 +78,8 @@ PROBE_BYTES = 512
 # CloudTrail delivers about every five minutes; a day without a file means it stopped.
 STALE_CLOUDTRAIL = timedelta(hours=24)
 _GZIP_MAGIC = b"\x1f\x8b"
-_YEAR = re.compile(r"\d{4}")
-_TWO_DIGITS = re.compile(r"\d{2}")
+_YEAR = re.compile(r"[0-9]{4}")
+_TWO_DIGITS = re.compile(r"[0-9]{2}")
 # How far discovery looks: a doctor run should take seconds, not walk a log archive.
 _DISCOVERY_CALLS = 50
 _SHOWN = 8
@@ -1193,10 +1194,20 @@ def _source_line(source: SourceInfo) -> str:
     )
 
 
+def summary_line(report: DoctorReport) -> Text:
+    """One line for a source: its overall status and, unless ok, the first step at that status."""
+    line = Text(f"{report.status.value:<4}", style=_STYLES[report.status])
+    line.append(" " + printable(_source_line(report.source)))
+    first = next((s for s in report.steps if s.status is report.status), None)
+    if report.status is not Status.OK and first is not None:
+        line.append(printable(f": {first.title}: {first.message}"))
+    return line
+
+
 def render_table(report: DoctorReport) -> Table:
     """The report as a rich table: one row per step, status coloured, fix in its own column."""
     table = Table(
-        title=f"doctor: {_source_line(report.source)}",
+        title=cell(f"doctor: {_source_line(report.source)}"),
         caption=Text(f"overall: {report.status.value}", style=_STYLES[report.status]),
         header_style="bold",
         show_lines=True,
@@ -1209,8 +1220,8 @@ def render_table(report: DoctorReport) -> Table:
         table.add_row(
             step.title,
             Text(step.status.value, style=_STYLES[step.status]),
-            step.message,
-            step.fix or "",
+            cell(step.message),
+            cell(step.fix or ""),
         )
     return table
 

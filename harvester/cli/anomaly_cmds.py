@@ -9,7 +9,7 @@ The lead registers the three apps on the main CLI::
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -22,8 +22,8 @@ from harvester.detect import repository as repo
 from harvester.detect.engine import DEFAULT_CATALOG
 from harvester.detect.model import Severity
 from harvester.detect.render import FINDING_COLUMNS, anomaly_record, incident_record
-from harvester.durations import parse_duration
-from harvester.inventory.validation import InvalidValue
+from harvester.durations import time_or_duration
+from harvester.inventory.validation import InvalidValue, account_id
 
 __all__ = ["anomalies_app", "incidents_app", "suppress_app"]
 
@@ -60,18 +60,9 @@ def _ctx(ctx: typer.Context) -> AppContext:
 def _time(value: str, field: str, clock: Clock, *, future: bool) -> datetime:
     """A duration from now (back for --since, ahead for --until) or an ISO 8601 time."""
     try:
-        delta = parse_duration(value)
-    except ValueError:
-        pass
-    else:
-        return clock() + delta if future else clock() - delta
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidValue(
-            field, value, "give a duration (30m, 24h, 7d) or a time (2026-01-15T12:00:00Z)"
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return time_or_duration(value, clock(), future=future)
+    except ValueError as exc:
+        raise InvalidValue(field, value, str(exc)) from None
 
 
 def _severity(value: str | None) -> Severity | None:
@@ -109,7 +100,7 @@ def anomalies_list(
             session,
             since=start,
             min_severity=_severity(severity),
-            account=account,
+            account=account_id(account, "--account") if account is not None else None,
             detector=detector,
             status=status,
             limit=limit,

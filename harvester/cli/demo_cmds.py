@@ -11,6 +11,7 @@ import typer
 from harvester.cli.context import AppContext
 from harvester.cli.inventory_cmds import SOURCE_COLUMNS, source_record
 from harvester.cli.output import OutputFormat, console, emit
+from harvester.cli.progress import object_progress
 from harvester.db.engine import make_engine
 from harvester.db.migrate import upgrade
 from harvester.demo import (
@@ -79,11 +80,13 @@ def demo(
             with rt.sessions.begin() as session:
                 apply(session, demo_inventory(org), box=rt.box, clock=app.clock)
             out.print("harvesting and scoring ...")
-            result = run_cycle(rt)
+            harvest_started = time.monotonic()  # seeding is timed apart, above
+            with object_progress("harvesting and scoring") as object_done:
+                result = run_cycle(rt, on_object=object_done)
             out.print(
                 f"harvested {result.objects} objects, {result.events} events "
                 f"({result.corrupt} corrupt, {result.failed} failed) "
-                f"in {time.monotonic() - started:.0f}s"
+                f"in {time.monotonic() - harvest_started:.0f}s"
             )
             with rt.sessions() as session:
                 sources = [source_record(s, app.clock()) for s in service.list_sources(session)]

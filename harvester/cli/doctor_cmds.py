@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
-from harvester.aws.doctor import DoctorReport, render_table, report_to_json, run_doctor
+from harvester.aws.doctor import (
+    DoctorReport,
+    render_table,
+    report_to_json,
+    run_doctor,
+    summary_line,
+)
 from harvester.aws.identity import source_info_from_row
 from harvester.aws.session import SessionFactory
 from harvester.cli.context import AppContext
@@ -23,11 +29,18 @@ def doctor(
     ] = None,
     all_sources: Annotated[bool, typer.Option("--all", help="Check every enabled source.")] = False,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="One line per source: its status and, unless ok, the first cause."
+        ),
+    ] = False,
 ) -> None:
     """Check credentials, AssumeRole, bucket, listing, layout, reads, policies and encryption.
 
-    Each step is ok, warn, fail or skip, with the reason and the fix. The exit status is 1
-    when any step of any source fails.
+    Each step is ok, warn, fail or skip, with the reason and the fix (--summary: one line
+    per source; JSON output is always complete). The exit status is 1 when any step of
+    any source fails.
     """
     app = ctx.find_object(AppContext)
     assert app is not None
@@ -54,6 +67,9 @@ def doctor(
     else:
         out = console()
         for report in reports:
-            out.print(render_table(report))
+            if summary:
+                out.print(summary_line(report), soft_wrap=True)  # one line, however long
+            else:
+                out.print(render_table(report))
     if any(r.status.value == "fail" for r in reports):
         raise typer.Exit(1)

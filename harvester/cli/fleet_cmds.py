@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -12,22 +13,45 @@ from celery import Celery
 
 from harvester.cli.context import AppContext
 from harvester.cli.output import console, print_table
+from harvester.cli.progress import object_progress
+from harvester.durations import time_or_duration
 from harvester.embedded import run_cycle, run_forever
+from harvester.fleet import broker_queues, queue_names
 from harvester.inventory import service
 from harvester.inventory import validation as v
-from harvester.pipeline import correlate, harvest_objects, plan_backfill, score_batch
+from harvester.pipeline import (
+    correlate,
+    group_objects,
+    harvest_objects,
+    plan_backfill,
+    score_batch,
+)
 from harvester.runtime import Runtime
-from harvester.settings import load_settings
+from harvester.settings import Settings, load_settings
+from harvester.sources.ledger import WorkItem
 
-MetricsPortOpt = Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(help="Serve Prometheus metrics (and the /healthz, /readyz probes) on this port."),
+]
+MetricsAddrOpt = Annotated[
+    str,
+    typer.Option(help="Address the metrics port listens on; 127.0.0.1 keeps it to this machine."),
+]
+# Prometheus scrapes from another container or pod (metrics_cmds.DEFAULT_ADDR, not imported:
+# the metrics stack is only loaded by the processes that serve it).
+METRICS_ADDR = "0.0.0.0"  # noqa: S104
 
 
-def _exec_celery(argv: list[str], *, metrics_port: int | None, multiprocess: bool) -> None:
+def _exec_celery(
+    argv: list[str], *, metrics_port: int | None, metrics_addr: str, multiprocess: bool
+) -> None:
     # Replace this process with Celery's own command, so that `harvester worker` and
     # `celery -A workers.app worker` are the same program (signals, exit codes, pid).
     env = dict(os.environ)
     if metrics_port is not None:
         env["HARVESTER_METRICS_PORT"] = str(metrics_port)
+        env["HARVESTER_METRICS_ADDR"] = metrics_addr
         if multiprocess and "PROMETHEUS_MULTIPROC_DIR" not in env:
             # Must be in the environment before prometheus_client is imported by Celery.
             data_dir = load_settings(env).data_dir
@@ -37,18 +61,21 @@ def _exec_celery(argv: list[str], *, metrics_port: int | None, multiprocess: boo
     )
 
 
-def send_objects(broker_url: str, *, source_id: int, objects: list[tuple[str, str]]) -> int:
-    """Queue harvest.object tasks by name (the domain does not import the workers)."""
-    client = Celery("audit-harvester-client", broker=broker_url)
+def send_objects(settings: Settings, *, source_id: int, items: Sequence[WorkItem]) -> int:
+    """Queue harvest.object tasks by name (the CLI does not import the workers), grouped as
+    the pipeline groups them, on the configured harvest queue."""
+    client = Celery("audit-harvester-client", broker=settings.broker_url)
     try:
-        for index in range(0, len(objects), 20):
-            group = [list(pair) for pair in objects[index : index + 20]]
+        for group in group_objects(items):
             client.send_task(
-                "harvest.object", args=(source_id, group), queue="harvest", serializer="json"
+                "harvest.object",
+                args=(source_id, [[item.key, item.etag] for item in group]),
+                queue=queue_names(settings)["harvest"],
+                serializer="json",
             )
     finally:
         client.close()
-    return len(objects)
+    return len(items)
 
 
 def _ctx(ctx: typer.Context) -> AppContext:
@@ -59,35 +86,53 @@ def _ctx(ctx: typer.Context) -> AppContext:
 
 def worker(
     queues: Annotated[
-        str, typer.Option(help="Comma-separated queues to consume: harvest, score or both.")
+        str,
+        typer.Option(
+            help="Comma-separated queues to consume: harvest, score or both (logical names,"
+            " mapped to HARVESTER_HARVEST_QUEUE and HARVESTER_SCORE_QUEUE)."
+        ),
     ] = "harvest,score",
     concurrency: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per core).")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = METRICS_ADDR,
 ) -> None:
     """Start a Celery worker (prefork) on the broker from HARVESTER_BROKER_URL.
 
-    The same as: celery -A workers.app worker -Q harvest,score -c N. With --metrics-port,
+    The same as: celery -A workers.app worker -Q harvest,score -c N, with the queues'
+    configured names after -Q. With --metrics-port,
     Prometheus metrics of all its processes are served there (multiprocess mode, in
-    PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics).
+    PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics), with /healthz and /readyz probes.
+    A worker whose database cannot be reached, or is not at this version's schema, exits
+    with status 1 before it takes any message.
     """
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-P", "prefork"]
+    try:
+        consumed = broker_queues(queues, load_settings())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--queues") from None
+    argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-P", "prefork"]
     if concurrency:
         argv += ["-c", str(concurrency)]
-    _exec_celery(argv, metrics_port=metrics_port, multiprocess=True)
+    _exec_celery(argv, metrics_port=metrics_port, metrics_addr=metrics_addr, multiprocess=True)
 
 
 def beat(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = METRICS_ADDR,
 ) -> None:
     """Start the scheduler; run two for availability, a Redis leader lock keeps one active.
 
     The same as: celery -A workers.app beat
     """
-    _exec_celery(["beat", "--loglevel", loglevel], metrics_port=metrics_port, multiprocess=False)
+    _exec_celery(
+        ["beat", "--loglevel", loglevel],
+        metrics_port=metrics_port,
+        metrics_addr=metrics_addr,
+        multiprocess=False,
+    )
 
 
 def run(
@@ -109,7 +154,8 @@ def run(
         if not once:
             run_forever(rt, interval=interval)
             return
-        result = run_cycle(rt)
+        with object_progress("harvesting and scoring") as object_done:
+            result = run_cycle(rt, on_object=object_done)
         console().print(
             f"harvested {result.sources} source(s): {result.objects} object(s), "
             f"{result.events} event(s), {result.anomalies} anomaly update(s)"
@@ -120,18 +166,17 @@ def run(
         )
         for line in result.degraded:
             console().print(f"degraded: {line}", markup=False)
+        for line in result.silent:
+            console().print(f"silent: {line}", markup=False)
     finally:
         rt.close()
 
 
-def _parse_time(value: str, option: str) -> datetime:
+def _parse_time(value: str, option: str, now: datetime) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise v.InvalidValue(
-            option, value, "use an ISO 8601 time, e.g. 2026-11-01T00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return time_or_duration(value, now)
+    except ValueError as exc:
+        raise v.InvalidValue(option, value, str(exc)) from None
 
 
 def backfill(
@@ -139,8 +184,13 @@ def backfill(
     source_ref: Annotated[
         str, typer.Argument(metavar="SOURCE", help="Source id, ACCOUNT or ACCOUNT/CLUSTER.")
     ],
-    since: Annotated[str, typer.Option(help="Start of the range (ISO 8601, UTC if no zone).")],
-    until: Annotated[str | None, typer.Option(help="End of the range (default: now).")] = None,
+    since: Annotated[
+        str,
+        typer.Option(help="Start of the range: a time (ISO 8601, UTC if no zone) or 6h, 2d back."),
+    ],
+    until: Annotated[
+        str | None, typer.Option(help="End of the range: a time or a duration back (default: now).")
+    ] = None,
     enqueue: Annotated[
         bool, typer.Option("--enqueue", help="Send the objects to the fleet's queue instead.")
     ] = False,
@@ -152,8 +202,8 @@ def backfill(
     missing: events scored within the de-duplication window are not scored again.
     """
     app = _ctx(ctx)
-    start = _parse_time(since, "--since")
-    end = _parse_time(until, "--until") if until else app.clock()
+    start = _parse_time(since, "--since", app.clock())
+    end = _parse_time(until, "--until", app.clock()) if until else app.clock()
     if end < start:
         raise v.InvalidValue("--until", until, "the end of the range is before its start")
     with app.session() as session:
@@ -165,8 +215,9 @@ def backfill(
         out.print(f"listed {plan.listed} key(s); {len(plan.objects)} object(s) in the range")
         pairs = [(item.key, item.etag) for item in plan.objects]
         if enqueue:
-            sent = send_objects(app.settings.broker_url, source_id=source_id, objects=pairs)
-            out.print(f"sent {sent} object(s) to the harvest queue")
+            sent = send_objects(app.settings, source_id=source_id, items=plan.objects)
+            queue = queue_names(app.settings)["harvest"]
+            out.print(f"sent {sent} object(s) to the harvest queue ({queue})", markup=False)
             return
 
         def emit(body: bytes, _count: int) -> None:

@@ -12,6 +12,18 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from harvester.terminal import cell, printable
+
+
+class SafeConsole(Console):
+    """A console whose plain strings have their control characters escaped (newlines kept)."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        super().print(
+            *(printable(o, keep_newlines=True) if isinstance(o, str) else o for o in objects),
+            **options,
+        )
+
 
 class OutputFormat(enum.StrEnum):
     table = "table"
@@ -22,11 +34,11 @@ def console() -> Console:
     # Piped output gets wide lines instead of rich's 80-column default, so that grep and
     # less see whole rows.
     width = None if sys.stdout.isatty() else 240
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return SafeConsole(highlight=False, soft_wrap=False, width=width)
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return SafeConsole(stderr=True, highlight=False)
 
 
 def _default(value: Any) -> Any:
@@ -41,11 +53,11 @@ def print_json(data: Any, *, sort_keys: bool = True) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(title=cell(title) if title else None, show_lines=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(cell(value) for value in row))
     console().print(table)
 
 

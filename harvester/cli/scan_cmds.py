@@ -6,21 +6,22 @@ import enum
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harvester.cli.output import print_table, when
-from harvester.detect.engine import scan_events
-from harvester.detect.render import render_findings
 from harvester.events import Event, encode_events
-from harvester.inventory import validation as v
 from harvester.scan import GroupSummary, ScanSummary, SourceObject, iter_scan, local_objects
 from harvester.scan_limits import DEFAULT_MEMORY_MB, ScanLimits
-from harvester.scan_s3 import S3Url, s3_client, s3_objects
+from harvester.terminal import cell, printable
+
+# The detection engine, boto3 (s3:// paths) and botocore's region data are imported where
+# they are used, so `harvester parse` of local files starts without them.
+if TYPE_CHECKING:
+    from harvester.scan_s3 import S3Url
 
 
 class FindingsFormat(enum.StrEnum):
@@ -44,10 +45,16 @@ EndpointOpt = Annotated[
 
 def _objects(paths: list[str], endpoint_url: str | None) -> Iterator[SourceObject]:
     # Every path is checked before the first object is read: a typo fails at once.
-    urls = {path: S3Url.parse(path) for path in paths if path.startswith("s3:")}
+    urls: dict[str, S3Url] = {}
+    if any(path.startswith("s3:") for path in paths):
+        from harvester.scan_s3 import S3Url
+
+        urls = {path: S3Url.parse(path) for path in paths if path.startswith("s3:")}
     for path in paths:
         if path not in urls and not Path(path).exists():
-            raise v.InvalidValue("PATH", path, "no such file or folder")
+            from harvester.inventory.validation import InvalidValue
+
+            raise InvalidValue("PATH", path, "no such file or folder")
     return _iter_objects(paths, urls, endpoint_url)
 
 
@@ -57,6 +64,8 @@ def _iter_objects(
     client = None
     for path in paths:
         if path in urls:
+            from harvester.scan_s3 import s3_client, s3_objects
+
             client = client or s3_client(endpoint_url=endpoint_url)
             yield from s3_objects(client, urls[path])
         else:
@@ -68,6 +77,8 @@ def _with_progress(events: Iterable[Event], summary: ScanSummary) -> Iterator[Ev
     if not sys.stderr.isatty():
         yield from events
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("[bold]scanning"),
         BarColumn(bar_width=None),
@@ -141,12 +152,32 @@ def _print_summary(summary: ScanSummary, *, to_stderr: bool) -> None:
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*(str(c) for c in row))
+            table.add_row(*(cell(c) for c in row))
         console.print(table)
     else:
         print_table("Scanned", columns, rows)
+    _print_problems(summary)
+
+
+def _print_problems(summary: ScanSummary) -> None:
+    """Objects that could not be read, and files that are no logs of ours, on stderr."""
     for error in summary.errors:
-        print(f"corrupt: {error.key}: {error.message}", file=sys.stderr)
+        label = "unrecognised" if error.reason == "unrecognised" else "corrupt"
+        print(f"{label}: {printable(error.key)}: {printable(error.message)}", file=sys.stderr)
+    if summary.unrecognised:
+        print(
+            f"skipped {len(summary.unrecognised)} files that are neither CloudTrail log files "
+            "nor EKS Firehose objects (by name, under a folder):",
+            file=sys.stderr,
+        )
+        for key in summary.unrecognised:
+            print(f"unrecognised: {printable(key)}", file=sys.stderr)
+
+
+def _exit_status(summary: ScanSummary) -> None:
+    # A file named on the command line that is no log at all is the operator's mistake.
+    if any(error.reason == "unrecognised" for error in summary.errors):
+        raise typer.Exit(1)
 
 
 def _principals(group: GroupSummary) -> str:
@@ -173,13 +204,19 @@ def scan(
     """Scan CloudTrail and EKS audit logs for anomalies and incidents, offline.
 
     Prints what was read per account, region and cluster, then the anomalies and incidents.
-    Corrupt objects are reported and skipped; the scan goes on. Memory stays under
-    --memory-mb; the scan says what it forgot to stay there.
+    Corrupt objects are reported and skipped; the scan goes on. A file named here is read
+    by its content when its name is not CloudTrail's or Firehose's; files under a folder
+    whose names say neither are listed on stderr. Exit status 1 when a named file is no log.
+    Memory stays under --memory-mb; the scan says what it forgot to stay there.
     """
+    from harvester.detect.engine import scan_events
+    from harvester.detect.render import render_findings
+    from harvester.inventory.validation import InvalidValue
+
     try:
         limits = ScanLimits.for_megabytes(memory_mb)
     except ValueError as exc:
-        raise v.InvalidValue("--memory-mb", str(memory_mb), str(exc)) from None
+        raise InvalidValue("--memory-mb", str(memory_mb), str(exc)) from None
     summary = ScanSummary()
     events = _with_progress(iter_scan(_objects(paths, endpoint_url), summary), summary)
     store = limits.store()
@@ -190,6 +227,7 @@ def scan(
     if notice:
         print(notice, file=sys.stderr)
     render_findings(report.anomalies, report.incidents, output.value)
+    _exit_status(summary)
 
 
 def parse(
@@ -202,9 +240,17 @@ def parse(
     ],
     endpoint_url: EndpointOpt = None,
 ) -> None:
-    """Parse log objects into normalized events, one JSON object per line."""
+    """Parse log objects into normalized events, one JSON object per line.
+
+    A file named here is read by its content when its name is not CloudTrail's or
+    Firehose's; files under a folder whose names say neither are listed on stderr.
+    Exit status 1 when a named file is no log.
+    """
     summary = ScanSummary()
-    events = _with_progress(iter_scan(_objects(paths, endpoint_url), summary), summary)
+    objects = _objects(paths, endpoint_url)
+    # Events are encoded a thousand at a time and dropped: no tallies, no payload copies.
+    scanned = iter_scan(objects, summary, groups=False, keep_events=False)
+    events = _with_progress(scanned, summary)
     stream = sys.stdout.buffer if str(out) == "-" else out.open("wb")
     try:
         batch: list[Event] = []
@@ -217,6 +263,9 @@ def parse(
     finally:
         if stream is not sys.stdout.buffer:
             stream.close()
-    print(f"wrote {summary.events} events from {summary.objects} objects to {out}", file=sys.stderr)
-    for error in summary.errors:
-        print(f"corrupt: {error.key}: {error.message}", file=sys.stderr)
+    print(
+        f"wrote {summary.events} events from {summary.objects} objects to {printable(out)}",
+        file=sys.stderr,
+    )
+    _print_problems(summary)
+    _exit_status(summary)

@@ -60,6 +60,7 @@ from harvester.scan_s3 import S3Url, s3_client
 from harvester.sources.discovery import discover_regions
 from harvester.sources.layouts import ParsedKey, cloudtrail_root
 from harvester.sources.s3lister import S3Lister
+from harvester.terminal import printable
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
@@ -536,4 +537,5 @@ def _print(
     for check in checks:
         for log in check.logs:
             if log.status in (LogStatus.MISSING, LogStatus.ALTERED):
-                print(f"{log.status.value}: {target.store.location(log.key)}", file=sys.stderr)
+                location = printable(target.store.location(log.key))
+                print(f"{log.status.value}: {location}", file=sys.stderr)

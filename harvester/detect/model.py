@@ -122,6 +122,10 @@ class DetectorSpec:
     parameters: Mapping[str, object] = field(default_factory=dict)
     # Repeats within this window raise one anomaly's count instead of adding anomalies.
     dedup_window: timedelta = timedelta(hours=24)
+    # Whether it stays quiet until an entity's baseline is older than the learning period
+    # (behavioural detectors say so); the evaluation counts the false positives of a
+    # detector that does not learn over the learning period too.
+    learns: bool = False
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tactics if t not in TACTIC_NAMES]

@@ -15,7 +15,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from harvester.detect.model import Anomaly, Incident
+from harvester.detect.model import Anomaly, Incident, Severity
+from harvester.terminal import cell
 
 __all__ = [
     "FINDING_COLUMNS",
@@ -139,6 +140,13 @@ def _cell(record: Mapping[str, Any], column: str) -> str:
     return str(value)
 
 
+def _severity_rank(value: object) -> int:
+    try:
+        return Severity.parse(str(value)).rank
+    except ValueError:
+        return -1
+
+
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": ""}
 
 
@@ -170,10 +178,13 @@ def render_findings(
         rows = [r for r in records if r["type"] == kind_name]
         if not rows:
             continue
+        # People read the worst first: severity, then newest first (as `anomalies list`).
+        rows.sort(key=lambda r: str(r.get("first_seen") or ""), reverse=True)
+        rows.sort(key=lambda r: _severity_rank(r.get("severity")), reverse=True)
         table = Table(title=f"{title} ({len(rows)})", header_style="bold")
         for column in FINDING_COLUMNS:
             table.add_column(column, overflow="fold")
         for record in rows:
             style = _STYLE.get(str(record["severity"]), "")
-            table.add_row(*(_cell(record, c) for c in FINDING_COLUMNS), style=style)
+            table.add_row(*(cell(_cell(record, c)) for c in FINDING_COLUMNS), style=style)
         console.print(table)

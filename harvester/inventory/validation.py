@@ -12,18 +12,20 @@ from functools import lru_cache
 
 import botocore.loaders
 
+from harvester.sources.layouts import cloudtrail_root
+
 PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
 AUTHENTICATION_MODES = ("instance-profile", "access-keys")
 
-_ACCOUNT_ID = re.compile(r"\d{12}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 _ROLE_ARN = re.compile(
-    r"arn:(?P<partition>[a-z-]+):iam::(?P<account>\d{12}):role/"
-    r"(?P<path>(?:[\x21-\x7e]+/)*)(?P<name>[\w+=,.@-]{1,64})"
+    r"arn:(?P<partition>[a-z-]+):iam::(?P<account>[0-9]{12}):role/"
+    r"(?P<path>(?:[\x21-\x7e]+/)*)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
 )
 _CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
-_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9_+=,.@:/-]{2,1224}")
+_SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
 _ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.@+=,-]{0,127}")
@@ -172,6 +174,21 @@ def prefix(value: str, field: str = "prefix") -> str:
         raise InvalidValue(field, value, "an S3 prefix has no leading slash")
     if "//" in value:
         raise InvalidValue(field, value, "an S3 prefix has no empty path segments ('//')")
+    if any(part in (".", "..") for part in value.split("/")):
+        # S3 does not resolve them, but every tool that maps keys to paths does.
+        raise InvalidValue(field, value, "an S3 prefix has no '.' or '..' segments")
+    return value
+
+
+def cloudtrail_prefix(
+    value: str, *, account_id: str, organization_id: str | None, field: str = "prefix"
+) -> str:
+    """A trail prefix that leads to this account's own logs (checked as the harvest reads it)."""
+    prefix(value, field)
+    try:
+        cloudtrail_root(value, account_id=account_id, org_id=organization_id)
+    except ValueError as exc:
+        raise InvalidValue(field, value, str(exc)) from None
     return value
 
 

@@ -56,11 +56,13 @@ def parse_object(
     stats: ParseStats | None = None,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     hash_content: bool | None = None,
+    copy_payloads: bool = True,
 ) -> Iterator[Event]:
     """Normalized events of one object. ``cluster``/``account``/``region`` matter for EKS.
 
     ``hash_content`` (default: for CloudTrail only, whose digests need it) fills
-    ``stats.sha256`` once the object has been read to its end.
+    ``stats.sha256`` once the object has been read to its end. ``copy_payloads=False``
+    (CloudTrail) suits a caller that encodes each event and drops it: see ``from_cloudtrail``.
     """
     if kind == "cloudtrail":
         return parse_cloudtrail(
@@ -70,6 +72,7 @@ def parse_object(
             stats=stats,
             max_value_bytes=max_value_bytes,
             hash_content=True if hash_content is None else hash_content,
+            copy_payloads=copy_payloads,
         )
     if kind == "eks":
         return parse_eks(

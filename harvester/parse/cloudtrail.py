@@ -225,10 +225,12 @@ def parse_cloudtrail(
     stats: ParseStats | None = None,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     hash_content: bool = True,
+    copy_payloads: bool = True,
 ) -> Iterator[Event]:
     """Normalized events of a CloudTrail log object, one record at a time.
 
     ``stats.sha256`` (with ``hash_content``) is what a CloudTrail digest lists for the file.
+    ``copy_payloads``: see ``from_cloudtrail``.
     """
     stats = stats if stats is not None else ParseStats()
     index = 0
@@ -238,7 +240,9 @@ def parse_cloudtrail(
     for batch in batches:
         for record in batch:
             try:
-                event = from_cloudtrail(record, bucket=bucket, key=key, index=index)
+                event = from_cloudtrail(
+                    record, bucket=bucket, key=key, index=index, copy_payloads=copy_payloads
+                )
             except InvalidRecordError as exc:
                 raise CorruptObjectError("bad_record", str(exc), record_index=index) from None
             index += 1

@@ -1,5 +1,8 @@
 """A generated organization: weeks of normal activity with attacks injected, for evaluation.
 
+``org-tuning`` in ``benchmarks.detection``: the organization detectors are tuned on (its
+output must not change; ``harvester.synth.org_check`` is the one kept apart for checking).
+
 Several AWS accounts and one EKS cluster, with the actors a real estate has and stable
 habits for each: people signing in through SSO during their working hours from home or the
 office (console, CLI, kubectl), CI pipelines deploying with Terraform from ever-changing
@@ -22,14 +25,15 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from harvester.events import Event, normalize_cloudtrail, normalize_k8s
+from harvester.synth.writer import AttackTechnique, DayWriter, Json, OrgRecord, RecordKind
 
 __all__ = [
     "ATTACKS",
@@ -43,30 +47,9 @@ __all__ = [
     "to_event",
 ]
 
-Json = dict[str, Any]
-RecordKind = Literal["cloudtrail", "k8s"]
-
 DEFAULT_START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
 _EXTERNAL_ACCOUNT = "999988887777"
 _CT_TIME = "%Y-%m-%dT%H:%M:%SZ"
-
-
-@dataclass(frozen=True, slots=True)
-class OrgRecord:
-    """One raw record and where it belongs; ``technique`` is None for normal activity."""
-
-    time: datetime
-    kind: RecordKind
-    account: str
-    region: str
-    cluster: str | None
-    record: Json
-    technique: str | None = None
-
-    @property
-    def event_id(self) -> str:
-        value = self.record.get("eventID") or self.record.get("auditID")
-        return str(value)
 
 
 # --- the organization -------------------------------------------------------------------------
@@ -276,81 +259,12 @@ def default_org(seed: int = 7) -> Org:
 # --- record builders --------------------------------------------------------------------------
 
 
-class _Day:
-    """Everything generated for one day, and the helpers that write records."""
+class _Day(DayWriter):
+    """Everything generated for one day of this organization, and the helpers that write records."""
 
     def __init__(self, org: Org, rng: random.Random, start: datetime, index: int) -> None:
+        super().__init__(rng, start, index, role_id=org.role_id)
         self.org = org
-        self.rng = rng
-        self.start = start
-        self.index = index
-        self.out: list[OrgRecord] = []
-        self.technique: str | None = None
-
-    # time
-
-    def at(self, hour: float, jitter_minutes: float = 0.0) -> datetime:
-        offset = hour * 3600 + self.rng.uniform(-jitter_minutes, jitter_minutes) * 60
-        return self.start + timedelta(seconds=max(0.0, min(86399.0, offset)))
-
-    def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
-    def key(self, prefix: str) -> str:
-        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-        return prefix + "".join(self.rng.choice(alphabet) for _ in range(16))
-
-    # identities
-
-    def role_session(
-        self,
-        account: str,
-        role: str,
-        session: str,
-        *,
-        path: str = "",
-        web_identity: str | None = None,
-        invoked_by: str | None = None,
-        key: str | None = None,
-    ) -> Json:
-        role_id = self.org.role_id(account, role)
-        context: Json = {
-            "sessionIssuer": {
-                "type": "Role",
-                "principalId": role_id,
-                "arn": f"arn:aws:iam::{account}:role/{path}{role}",
-                "accountId": account,
-                "userName": role,
-            },
-            "attributes": {
-                "creationDate": (self.start + timedelta(hours=1)).strftime(_CT_TIME),
-                "mfaAuthenticated": "false",
-            },
-        }
-        if web_identity:
-            context["webIdFederationData"] = {"federatedProvider": web_identity, "attributes": {}}
-        identity: Json = {
-            "type": "AssumedRole",
-            "principalId": f"{role_id}:{session}",
-            "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
-            "accountId": account,
-            "accessKeyId": key or self.key("ASIA"),
-            "sessionContext": context,
-        }
-        if invoked_by:
-            identity["invokedBy"] = invoked_by
-        return identity
-
-    def user(self, account: str, name: str, key: str) -> Json:
-        return {
-            "type": "IAMUser",
-            "principalId": "AIDA"
-            + uuid.uuid5(uuid.NAMESPACE_URL, f"{account}/{name}").hex[:17].upper(),
-            "arn": f"arn:aws:iam::{account}:user/{name}",
-            "accountId": account,
-            "accessKeyId": key,
-            "userName": name,
-        }
 
     def sso(self, person: Person, account: str) -> Json:
         return self.role_session(
@@ -360,156 +274,11 @@ class _Day:
             path="aws-reserved/sso.amazonaws.com/",
         )
 
-    # records
-
-    def ct(  # noqa: PLR0917  read as a CloudTrail line: when, account, region, who, what
-        self,
-        when: datetime,
-        account: str,
-        region: str,
-        identity: Json,
-        service: str,
-        name: str,
-        *,
-        ip: str,
-        agent: str,
-        params: Json | None = None,
-        response: Json | None = None,
-        error: str | None = None,
-        read_only: bool | None = None,
-        additional: Json | None = None,
-        category: str = "Management",
-        technique: str | None = None,
-    ) -> Json:
-        host = _SERVICE_HOST.get(service, service)
-        record: Json = {
-            "eventVersion": "1.09",
-            "userIdentity": identity,
-            "eventTime": when.strftime(_CT_TIME),
-            "eventSource": f"{host}.amazonaws.com",
-            "eventName": name,
-            "awsRegion": region,
-            "sourceIPAddress": ip,
-            "userAgent": agent,
-            "requestParameters": params,
-            "responseElements": response,
-            "requestID": self.uuid(),
-            "eventID": self.uuid(),
-            "readOnly": read_only
-            if read_only is not None
-            else name.startswith(("Get", "List", "Describe", "Head", "Filter", "Lookup")),
-            "eventType": "AwsApiCall",
-            "managementEvent": category == "Management",
-            "recipientAccountId": account,
-            "eventCategory": category,
-        }
-        if error:
-            record["errorCode"] = error
-            record["errorMessage"] = f"User is not authorized to perform: {host}:{name}"
-            record["responseElements"] = None
-        if additional:
-            record["additionalEventData"] = additional
-        self.out.append(
-            OrgRecord(
-                when, "cloudtrail", account, region, None, record, technique or self.technique
-            )
-        )
-        return record
-
-    def k8s(
-        self,
-        when: datetime,
-        user: Json,
-        verb: str,
-        resource: str,
-        *,
-        ip: str,
-        agent: str,
-        namespace: str | None = None,
-        name: str | None = None,
-        subresource: str | None = None,
-        group: str = "",
-        code: int | None = None,
-        obj: Json | None = None,
-        query: str = "",
-        technique: str | None = None,
-    ) -> Json:
+    def k8s(self, when: datetime, user: Json, verb: str, resource: str, **details: Any) -> Json:
+        """An audit Event of the organization's one cluster (``DayWriter.audit``'s details)."""
         org = self.org
-        prefix = f"/apis/{group}/v1" if group else "/api/v1"
-        uri = prefix + (f"/namespaces/{namespace}" if namespace else "") + f"/{resource}"
-        if name:
-            uri += f"/{name}"
-        if subresource:
-            uri += f"/{subresource}"
-        if query:
-            uri += f"?{query}"
-        ref: Json = {"resource": resource, "apiVersion": "v1"}
-        if namespace:
-            ref["namespace"] = namespace
-        if name:
-            ref["name"] = name
-        if group:
-            ref["apiGroup"] = group
-        if subresource:
-            ref["subresource"] = subresource
-        if code is None:
-            code = 201 if verb == "create" else 200
-            if subresource in ("exec", "attach"):
-                code = 101
-        stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        record: Json = {
-            "kind": "Event",
-            "apiVersion": "audit.k8s.io/v1",
-            "level": "RequestResponse" if obj else "Metadata",
-            "auditID": self.uuid(),
-            "stage": "ResponseComplete",
-            "requestURI": uri,
-            "verb": verb,
-            "user": user,
-            "sourceIPs": [ip],
-            "userAgent": agent,
-            "objectRef": ref,
-            "responseStatus": {"metadata": {}, "code": code},
-            "requestReceivedTimestamp": stamp,
-            "stageTimestamp": stamp,
-            "annotations": {
-                "authorization.k8s.io/decision": "forbid" if code == 403 else "allow",
-                "authorization.k8s.io/reason": "",
-            },
-        }
-        if obj is not None:
-            record["requestObject"] = obj
-        self.out.append(
-            OrgRecord(
-                when,
-                "k8s",
-                org.cluster_account,
-                org.cluster_region,
-                org.cluster,
-                record,
-                technique or self.technique,
-            )
-        )
-        return record
-
-    # Kubernetes users
-
-    def iam_k8s_user(
-        self, account: str, role: str, session: str, groups: list[str], username: str | None = None
-    ) -> Json:
-        role_id = self.org.role_id(account, role)
-        return {
-            "username": username or f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
-            "uid": f"aws-iam-authenticator:{account}:{role_id}",
-            "groups": [*groups, "system:authenticated"],
-            "extra": {
-                "accessKeyId": [self.key("ASIA")],
-                "arn": [f"arn:aws:sts::{account}:assumed-role/{role}/{session}"],
-                "canonicalArn": [f"arn:aws:iam::{account}:role/{role}"],
-                "principalId": [role_id],
-                "sessionName": [session],
-            },
-        }
+        where = (org.cluster_account, org.cluster_region, org.cluster)
+        return self.audit(when, where, user, verb, resource, **details)
 
     def person_k8s(self, person: Person) -> Json:
         group = "cluster-admins" if "Administrator" in person.permission_set else "developers"
@@ -520,18 +289,6 @@ class _Day:
             [group],
             username=person.email,
         )
-
-    @staticmethod
-    def service_account(namespace: str, name: str) -> Json:
-        return {
-            "username": f"system:serviceaccount:{namespace}:{name}",
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sa/{namespace}/{name}")),
-            "groups": [
-                "system:serviceaccounts",
-                f"system:serviceaccounts:{namespace}",
-                "system:authenticated",
-            ],
-        }
 
 
 _BROWSER = (
@@ -1384,19 +1141,6 @@ def _novelty(day: _Day, scale: float) -> None:
 # --- attacks ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class AttackTechnique:
-    """An attack step the generator can inject, with what should notice it."""
-
-    id: str
-    name: str
-    mitre: tuple[str, ...]
-    expected: tuple[str, ...]
-    day: int
-    hour: float
-    inject: Callable[[_Day, datetime], None]
-
-
 def _attacker_ip(label: str) -> str:
     return _ip(_net(_rand(f"attacker:{label}")), _rand(label))
 
@@ -1876,12 +1620,16 @@ def _root_login(day: _Day, when: datetime) -> None:
     )
 
 
-ATTACKS: tuple[AttackTechnique, ...] = (
+ATTACKS: tuple[AttackTechnique[_Day], ...] = (
     AttackTechnique(
         "stolen-instance-credentials",
         "EC2 instance credentials used from outside",
         ("T1552.005",),
-        ("aws.instance-credentials-on-workstation", "behav.instance-credentials-elsewhere"),
+        (
+            "aws.instance-credentials-on-workstation",
+            "behav.instance-credentials-elsewhere",
+            "aws.instance-credentials-off-instance",
+        ),
         8,
         14.2,
         _stolen_instance_credentials,
@@ -2044,7 +1792,7 @@ def _day(
     start: datetime,
     index: int,
     scale: float,
-    attacks: Iterable[AttackTechnique],
+    attacks: Iterable[AttackTechnique[_Day]],
 ) -> list[OrgRecord]:
     day = _Day(org, _rand(f"{seed}:day:{index}"), start + timedelta(days=index), index)
     _people(day, scale)
@@ -2072,7 +1820,7 @@ def generate(
     days: int = 14,
     start: datetime = DEFAULT_START,
     scale: float = 1.0,
-    attacks: bool | Iterable[AttackTechnique] = True,
+    attacks: bool | Iterable[AttackTechnique[_Day]] = True,
 ) -> Iterator[OrgRecord]:
     """Records of ``days`` days from ``start``, in time order; the same seed, the same records.
 
@@ -2081,7 +1829,7 @@ def generate(
     """
     org = org or default_org(seed)
     if attacks is True:
-        chosen: tuple[AttackTechnique, ...] = ATTACKS
+        chosen: tuple[AttackTechnique[_Day], ...] = ATTACKS
     elif attacks is False:
         chosen = ()
     else:

@@ -121,3 +121,36 @@ def test_doctor_needs_a_source(cli: Cli) -> None:
     result = cli("doctor")
     assert result.code == 2
     assert "--all" in result.err
+
+
+def test_doctor_all_summary_is_one_line_per_source(cli: Cli, aws: str) -> None:
+    for account, bucket in ((ACCOUNT, "no-such-bucket-here"), ("210987654321", "nor-this-one")):
+        added = cli(
+            "accounts", "add", "--account-id", account, "--name", f"n{account}",
+            "--bucket", bucket, "--region", "us-east-1",
+        )  # fmt: skip
+        assert added.code == 0, added.err
+    result = cli("doctor", "--all", "--summary")
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("fail CloudTrail of ") for line in lines)
+    assert "no-such-bucket-here" in lines[0] + lines[1]
+    assert "nor-this-one" in lines[0] + lines[1]
+
+
+def test_sources_show(cli: Cli, aws: str) -> None:
+    added = cli(
+        "accounts", "add", "--account-id", ACCOUNT, "--name", "moto",
+        "--bucket", "some-bucket", "--region", "us-east-1",
+    )  # fmt: skip
+    assert added.code == 0, added.err
+    result = cli("sources", "show", ACCOUNT, "--output", "json")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert (record["account_id"], record["bucket"]) == (ACCOUNT, "some-bucket")
+    result = cli("sources", "show", ACCOUNT)
+    assert "bucket: some-bucket" in result.out
+    assert "events_last_run: 0" in result.out
+    result = cli("sources", "show", "999999999999")
+    assert result.code == 2

@@ -128,3 +128,52 @@ def test_scan_refuses_a_ceiling_too_small_to_run(capsys: pytest.CaptureFixture[s
     assert code == 2
     assert "--memory-mb" in err
     assert "below the 256 MB the process needs" in err
+
+
+def _records(count: int) -> list[dict[str, object]]:
+    rng = random.Random(5)
+    when = datetime(2026, 1, 15, 12, tzinfo=UTC)
+    return [
+        cloudtrail_record(rng, account_id="111122223333", region="us-east-1", when=when)
+        for _ in range(count)
+    ]
+
+
+def test_parse_a_renamed_object_by_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trail = tmp_path / "trail.json.gz"
+    trail.write_bytes(gzip.compress(json.dumps({"Records": _records(25)}).encode()))
+    out = tmp_path / "events.jsonl"
+    code, _, err = run(capsys, "parse", str(trail), "-o", str(out))
+    assert code == 0, err
+    assert "wrote 25 events from 1 objects" in err
+    assert len(out.read_text().splitlines()) == 25
+
+
+def test_a_named_file_that_is_no_log_fails_and_folders_list_theirs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"hello": "world"}')
+    folder = tmp_path / "sync"
+    folder.mkdir()
+    (folder / "export.csv").write_text("a,b\n")
+    code, _, err = run(capsys, "parse", str(notes), str(folder), "-o", str(tmp_path / "o.jsonl"))
+    assert code == 1
+    assert f"unrecognised: {notes}: not a CloudTrail log file" in err
+    assert "skipped 1 files" in err
+    assert f"unrecognised: {folder / 'export.csv'}" in err
+
+
+def test_control_characters_in_keys_are_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An OSC 52 clipboard write and a screen clear in a file name reach the terminal as text.
+    hostile = tmp_path / "x\x1b]52;c;ZXZpbA==\x07\x1b[2J.json.gz"
+    hostile.write_bytes(b"\x1f\x8b\x08\x00broken")
+    code, _, err = run(capsys, "scan", str(tmp_path))
+    assert code == 0
+    assert "\x1b" not in err
+    assert "\x07" not in err
+    assert "x\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J.json.gz" in err

@@ -1,8 +1,8 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harvester.durations import format_duration, parse_duration
+from harvester.durations import format_duration, parse_duration, time_or_duration
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,25 @@ def test_parse_duration_rejects(text: object) -> None:
 def test_format_round_trips(seconds: int) -> None:
     delta = timedelta(seconds=seconds)
     assert parse_duration(format_duration(delta)) == delta
+
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "future", "expected"),
+    [
+        ("2h", False, datetime(2026, 12, 6, 10, 0, tzinfo=UTC)),
+        ("1d", True, datetime(2026, 12, 7, 12, 0, tzinfo=UTC)),
+        ("2026-11-01T00:00Z", False, datetime(2026, 11, 1, tzinfo=UTC)),
+        ("2026-11-01T00:00", False, datetime(2026, 11, 1, tzinfo=UTC)),
+        ("2026-11-01T02:00+02:00", False, datetime(2026, 11, 1, tzinfo=UTC)),
+    ],
+)
+def test_time_or_duration(value: str, future: bool, expected: datetime) -> None:
+    assert time_or_duration(value, NOW, future=future) == expected
+
+
+def test_time_or_duration_says_what_to_give() -> None:
+    with pytest.raises(ValueError, match="give a duration"):
+        time_or_duration("last tuesday", NOW)

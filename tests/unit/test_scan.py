@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harvester.events import Event
 from harvester.parse import Readable
-from harvester.scan import SourceObject, classify_key, local_objects, scan
+from harvester.scan import SourceObject, classify_key, local_objects, scan, sniff_kind
 from harvester.synth import write_cloudtrail_object, write_eks_firehose_object
 
 ACCOUNT = "111122223333"
@@ -187,3 +188,55 @@ def test_an_unreadable_object_is_recorded_and_the_scan_goes_on(tree: Path) -> No
     assert summary.errors[0].reason == "unreadable"
     assert summary.errors[0].bucket == "bkt"
     assert summary.events > 0
+
+
+AUDIT_EVENT = (
+    b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-%d",'
+    b'"stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list",'
+    b'"user":{"username":"alice"},"sourceIPs":["10.0.0.1"],'
+    b'"requestReceivedTimestamp":"2024-03-04T05:00:00.000000Z"}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b'{"Records": [{"eventVersion": "1.08"}', "cloudtrail"),
+        (b'\n  {\n  "Records" : [', "cloudtrail"),
+        (b'{"eventVersion": "1.0", "Records": []}', "cloudtrail"),
+        (b'{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/eks/x/cluster"', "eks"),
+        (AUDIT_EVENT % 1, "eks"),
+        (b'{"digestStartTime": "x", "logFiles": []}', "unknown"),
+        (b'{"kind": "Pod", "apiVersion": "v1"}', "unknown"),
+        (b"hello, world", "unknown"),
+        (b"", "unknown"),
+    ],
+)
+def test_sniff_kind(head: bytes, kind: str) -> None:
+    assert sniff_kind(head) == kind
+
+
+def test_named_files_are_read_by_their_content(tree: Path, tmp_path: Path) -> None:
+    # Downloaded objects renamed: the name says nothing, the content says what they are.
+    trail = tmp_path / "trail.json.gz"
+    shutil.copy(next(tree.rglob("a.json.gz")), trail)
+    firehose = tmp_path / "download.bin"
+    shutil.copy(next(tree.rglob("eks-1")), firehose)
+    audit = tmp_path / "audit.log"
+    audit.write_bytes(b"".join(AUDIT_EVENT % i for i in range(3)))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a log")
+    seen: list[Event] = []
+    summary = scan(local_objects([trail, firehose, audit, notes]), on_event=seen.append)
+    assert summary.objects == 3
+    assert {e.raw.key for e in seen} == {str(trail), str(firehose), str(audit)}
+    assert sum(1 for e in seen if e.raw.key == str(audit)) == 3
+    assert {e.source for e in seen if e.raw.key == str(firehose)} == {"eks"}
+    assert [(e.key, e.reason) for e in summary.errors] == [(str(notes), "unrecognised")]
+
+
+def test_unrecognised_files_in_a_folder_are_listed(tree: Path) -> None:
+    summary = scan(local_objects([tree]))
+    assert summary.unrecognised == [str(tree / "README.txt")]
+    assert summary.skipped["unknown"] == 1
+    assert not [e for e in summary.errors if e.reason == "unrecognised"]

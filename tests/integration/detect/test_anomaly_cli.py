@@ -171,6 +171,10 @@ def test_bad_filters_are_explained(cli: Cli) -> None:
     assert "use info, low, medium, high or critical" in str(result.exception)
     result = cli("anomalies", "list", "--since", "last tuesday")
     assert isinstance(result.exception, InvalidValue)
+    # A short account id is a typo, not an account without anomalies.
+    result = cli("anomalies", "list", "--account", "12")
+    assert isinstance(result.exception, InvalidValue)
+    assert "exactly 12 digits" in str(result.exception)
 
 
 def test_show_and_ack(cli: Cli) -> None:

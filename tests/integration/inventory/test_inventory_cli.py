@@ -77,9 +77,13 @@ def test_round_trip_apply_list_export_apply(cli: Cli, inventory_file: Path, tmp_
     assert again.code == 0
     assert "no change" in again.out
 
+    roles = json.loads(cli("roles", "list", "-o", "json").out)
+    assert [r["external_id"] for r in roles] == [None, "****"]  # masked like the console
+
     exported = tmp_path / "exported.yaml"
     assert cli("inventory", "export", "-f", str(exported)).code == 0
     assert SECRET not in exported.read_text()
+    assert "ext-id-0042" not in exported.read_text()
     from_export = cli("inventory", "apply", "-f", str(exported))
     assert from_export.code == 0, from_export.err
     assert "no change" in from_export.out
@@ -168,6 +172,16 @@ BAD_VALUES = [
         "prefix: AWSLogs/o-abcdef1234",
         "prefix: /AWSLogs/o-abcdef1234",
         "accounts[0].cloudtrail.prefix: '/AWSLogs/o-abcdef1234/111111111111' is not valid: an S3 prefix has no leading slash",
+    ),
+    (
+        "prefix: AWSLogs/o-abcdef1234/111111111111",
+        "prefix: AWSLogs/o-abcdef1234/555555555555",
+        "accounts[0].cloudtrail.prefix: 'AWSLogs/o-abcdef1234/555555555555' is not valid: the prefix 'AWSLogs/o-abcdef1234/555555555555' names account 555555555555, not 111111111111",
+    ),
+    (
+        "prefix: AWSLogs/o-abcdef1234/111111111111",
+        "prefix: AWSLogs/o-abcdef1234/111111111111/../../x",
+        "accounts[0].cloudtrail.prefix: 'AWSLogs/o-abcdef1234/111111111111/../../x' is not valid: an S3 prefix has no '.' or '..' segments",
     ),
 ]
 

@@ -128,6 +128,37 @@ def test_run_cycle_scores_and_counts(runtime: Runtime, bucket: Bucket, now: Fixe
     assert result.corrupt == result.failed == 0
 
 
+def test_a_runs_figures_are_recorded_as_its_objects_finish(
+    runtime: Runtime, bucket: Bucket, now: FixedClock
+) -> None:
+    def figures() -> dict[str, tuple[int, Any]]:
+        with runtime.sessions() as session:
+            return {
+                s.account.account_id: (s.last_run_events, s.newest_object_at)
+                for s in session.scalars(select(Source).where(Source.kind == "cloudtrail"))
+            }
+
+    first = now() - timedelta(minutes=15)
+    for account in ACCOUNTS:
+        bucket.put_trail(account, REGIONS[0], first, records=20)
+    run_cycle(runtime)
+    # Right after the run, not one run later: its events, and a lag to measure.
+    after_first = figures()
+    assert {events for events, _ in after_first.values()} == {20}
+    assert all(newest is not None for _, newest in after_first.values())
+    now.advance(timedelta(minutes=10))
+    for account in ACCOUNTS:
+        bucket.put_trail(account, REGIONS[0], now() - timedelta(minutes=5), records=7)
+    run_cycle(runtime)
+    after_second = figures()
+    # The second run's figures only, never the two runs mixed.
+    assert {events for events, _ in after_second.values()} == {7}
+    assert all(
+        after_second[a][1] > after_first[a][1]  # type: ignore[operator]
+        for a in after_second
+    )
+
+
 def test_a_run_that_dies_between_regions_lists_them_all_next_time(
     runtime: Runtime, bucket: Bucket, now: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -85,3 +85,21 @@ def test_table_and_json() -> None:
     assert "no anomalies" in empty.getvalue()
     with pytest.raises(ValueError, match="unknown output format"):
         render_findings(detect(), [], "xml", io.StringIO())
+
+
+def test_table_lists_the_worst_first() -> None:
+    from harvester.detect.model import Severity
+    from harvester.detect.render import render_findings
+
+    anomalies, _ = _findings()
+    assert len({a.severity for a in anomalies}) > 1  # type: ignore[attr-defined]
+    out = io.StringIO()
+    render_findings(anomalies, [], "table", stream=out)  # type: ignore[arg-type]
+    shown = [
+        line.split("│")[1].strip()
+        for line in out.getvalue().splitlines()
+        if line.startswith("│") and line.split("│")[1].strip() in set(Severity)
+    ]
+    ranks = [Severity(s).rank for s in shown]
+    assert len(shown) == len(anomalies)
+    assert ranks == sorted(ranks, reverse=True)
