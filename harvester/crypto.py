@@ -16,6 +16,7 @@ from typing import TextIO
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from harvester import known_secrets
 from harvester.settings import Settings
 
 _PREFIX = "fernet:"
@@ -55,12 +56,14 @@ class SecretBox:
         if not stored.startswith(_PREFIX):
             raise SecretKeyError("stored secret is not in the expected encrypted format")
         try:
-            return self._fernet.decrypt(stored[len(_PREFIX) :].encode()).decode()
+            plaintext = self._fernet.decrypt(stored[len(_PREFIX) :].encode()).decode()
         except InvalidToken:
             raise SecretKeyError(
                 "a stored secret cannot be decrypted with the configured secret key: "
                 "set HARVESTER_SECRET_KEY to the key it was stored with"
             ) from None
+        known_secrets.remember(plaintext)  # never written to a log, whatever its shape
+        return plaintext
 
     def rotate(self, stored: str) -> str:
         """Re-encrypt a stored secret with the current key."""
@@ -106,4 +109,6 @@ def load_secret_key(settings: Settings, *, notice: TextIO | None = None) -> str:
 
 
 def secret_box(settings: Settings, *, notice: TextIO | None = None) -> SecretBox:
-    return SecretBox.from_keys(load_secret_key(settings, notice=notice))
+    key = load_secret_key(settings, notice=notice)
+    known_secrets.remember(key)
+    return SecretBox.from_keys(key)

@@ -4,7 +4,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+)([smhdw])")
+_PART = re.compile(r"([0-9]+)([smhdw])")
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
@@ -18,7 +18,7 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
             raise ValueError(f"duration must not be negative: {value!r}")
         return timedelta(seconds=value)
     text = value.strip().lower()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return timedelta(seconds=int(text))
     parts = _PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:

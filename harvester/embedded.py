@@ -37,6 +37,7 @@ class CycleResult:
     anomalies: int = 0
     incidents: int = 0  # made or extended by this cycle's correlation pass
     degraded: list[str] = field(default_factory=list)
+    silent: list[str] = field(default_factory=list)
 
 
 def run_cycle(rt: Runtime, *, on_object: Callable[[str, int], None] | None = None) -> CycleResult:
@@ -51,6 +52,8 @@ def run_cycle(rt: Runtime, *, on_object: Callable[[str, int], None] | None = Non
         result.sources += 1
         if run.status == "degraded" and run.error:
             result.degraded.append(f"source {source_id}: {run.error}")
+        if run.silent:
+            result.silent.append(f"source {source_id}: {run.silent}")
 
         def emit(body: bytes, _count: int) -> None:
             result.anomalies += score_batch(rt, body=body).anomalies

@@ -631,7 +631,13 @@ def from_cloudtrail(
     outcome = _SUCCESS
     if error_code is not None or error_message is not None:
         outcome = Outcome(success=False, error_code=error_code, error_message=error_message)
-    elif name == "ConsoleLogin" and response and b'"Failure"' in bytes(response):
+    elif (
+        response
+        and record.event_source == "signin.amazonaws.com"
+        and b'"Failure"' in bytes(response)
+    ):
+        # Sign-in events (ConsoleLogin, PasswordUpdated, CheckMfa, SwitchRole…) record a
+        # failure as {"<EventName>": "Failure"} in responseElements, not as an errorCode.
         outcome = Outcome(success=False)
     resources: tuple[str, ...] = ()
     if record.resources:

@@ -21,6 +21,7 @@ import, and importing this module must not write anything.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import platform
@@ -31,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from harvester.correlation import CorrelationRun
-    from harvester.detect.model import Anomaly
     from harvester.detect.repository import StoreSummary
     from harvester.pipeline import DispatchResult, ObjectResult, ObjectsResult, SourceRunResult
 
@@ -59,11 +59,13 @@ __all__ = [
     "QueueCollector",
     "aws_event_hooks",
     "child_exit",
+    "initialise_error_series",
     "multiprocess_active",
     "multiprocess_dir",
     "multiprocess_registry",
     "prepare_multiprocess_dir",
     "prune_dead_processes",
+    "record_aws_timeout",
     "record_beat_state",
     "record_dead_letter",
     "record_dispatch",
@@ -71,7 +73,9 @@ __all__ = [
     "record_object",
     "record_objects",
     "record_score",
+    "record_source_error",
     "record_source_run",
+    "record_task_gave_up",
     "record_task_retry",
     "worker_process_started",
 ]
@@ -127,6 +131,7 @@ DISPATCH_OUTCOMES: Final = ("dispatched", "busy")
 BEAT_STATES: Final = ("leader", "standby")
 DIGEST_OUTCOMES: Final = ("verified", "failed", "pending", "error")
 LOG_FILE_OUTCOMES: Final = ("verified", "missing", "altered", "unharvested")
+TIMEOUT_PHASES: Final = ("connect", "read")
 
 
 @cache
@@ -218,7 +223,7 @@ SCORE_OUTPUTS = Counter(
 )
 ANOMALIES = Counter(
     "harvester_anomalies_total",
-    "Anomalies stored (new or updated by a repeat), by detector and severity.",
+    "New anomalies stored, by detector and severity (a repeat folded into one is not new).",
     ["detector", "severity"],
 )
 DISPATCHED = Counter(
@@ -256,6 +261,21 @@ DEAD_LETTERS = Counter(
     "Task messages given up on and recorded as dead letters, by task.",
     ["task"],
 )
+TASKS_GAVE_UP = Counter(
+    "harvester_task_gave_up_total",
+    "Tasks that gave up after their last retry of a transient error, by task.",
+    ["task"],
+)
+SOURCE_ERRORS = Counter(
+    "harvester_source_errors_total",
+    "Source runs that failed on an unexpected error (the source is degraded), by source kind.",
+    ["kind"],
+)
+AWS_TIMEOUTS = Counter(
+    "harvester_aws_timeouts_total",
+    "AWS requests that timed out (each attempt), by service and phase (connect or read).",
+    ["service", "phase"],
+)
 
 DIGESTS = Counter(
     "harvester_digests_total",
@@ -287,6 +307,9 @@ METRICS: Final[tuple[Counter | Gauge | Histogram, ...]] = (
     BEAT_STATE,
     TASK_RETRIES,
     DEAD_LETTERS,
+    TASKS_GAVE_UP,
+    SOURCE_ERRORS,
+    AWS_TIMEOUTS,
     DIGESTS,
     LOG_FILES_CHECKED,
 )
@@ -321,6 +344,9 @@ LABEL_VALUES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "harvester_beat_state": {"state": BEAT_STATES},
     "harvester_task_retries": {"task": TASKS},
     "harvester_dead_letters": {"task": TASKS},
+    "harvester_task_gave_up": {"task": TASKS},
+    "harvester_source_errors": {"kind": KINDS},
+    "harvester_aws_timeouts": {"service": AWS_SERVICES, "phase": TIMEOUT_PHASES},
     "harvester_digests": {"outcome": DIGEST_OUTCOMES},
     "harvester_log_files_checked": {"outcome": LOG_FILE_OUTCOMES},
     "harvester_queue_messages": {"queue": QUEUES},
@@ -365,10 +391,8 @@ def record_source_run(result: SourceRunResult, *, kind: str | None, seconds: flo
     ).observe(seconds)
 
 
-def record_score(
-    summary: StoreSummary, seconds: float, *, anomalies: Iterable[Anomaly] = ()
-) -> None:
-    """Record a ``score.batch`` run; pass the stored anomalies to count them by detector."""
+def record_score(summary: StoreSummary, seconds: float) -> None:
+    """Record a ``score.batch`` run, and its new anomalies by detector and severity."""
     SCORE_SECONDS.labels(outcome="detector_errors" if summary.errors else "ok").observe(seconds)
     scored = max(0, summary.events - summary.duplicates)
     SCORE_EVENTS.labels(outcome="scored").inc(scored)
@@ -377,10 +401,8 @@ def record_score(
     SCORE_OUTPUTS.labels(output="suppressed").inc(summary.suppressed)
     SCORE_OUTPUTS.labels(output="incidents").inc(summary.incidents)
     SCORE_OUTPUTS.labels(output="detector_errors").inc(summary.errors)
-    for anomaly in anomalies:
-        ANOMALIES.labels(
-            detector=detector_label(anomaly.detector), severity=severity_label(anomaly.severity)
-        ).inc()
+    for detector, severity in summary.new:
+        ANOMALIES.labels(detector=detector_label(detector), severity=severity_label(severity)).inc()
 
 
 def record_correlation(run: CorrelationRun) -> None:
@@ -399,6 +421,7 @@ def worker_process_started(queues: Iterable[str]) -> None:
     """Count this process as a live worker of each queue (call in ``worker_process_init``)."""
     for queue in set(queues):
         WORKER_PROCESSES.labels(queue=_bounded(queue, QUEUE_LABELS)).set(1)
+    initialise_error_series()
 
 
 def record_beat_state(*, leader: bool) -> None:
@@ -440,6 +463,41 @@ def record_integrity(
 
 def record_dead_letter(task: str) -> None:
     DEAD_LETTERS.labels(task=_bounded(task, TASKS)).inc()
+
+
+def record_task_gave_up(task: str) -> None:
+    TASKS_GAVE_UP.labels(task=_bounded(task, TASKS)).inc()
+
+
+def record_source_error(kind: str | None) -> None:
+    SOURCE_ERRORS.labels(kind=kind_label(kind)).inc()
+
+
+def record_aws_timeout(service: str, *, phase: str) -> None:
+    AWS_TIMEOUTS.labels(
+        service=_bounded(service, AWS_SERVICES), phase=_bounded(phase, TIMEOUT_PHASES, "read")
+    ).inc()
+
+
+# Counters of failures, created at zero in every worker process: a series that first appears
+# with its first error is invisible to increase() and shows "No data" on a panel, not 0.
+_ZERO_SERIES: Final[tuple[tuple[Counter, Mapping[str, tuple[str, ...]]], ...]] = (
+    (DEAD_LETTERS, {"task": TASKS[:-1]}),
+    (TASK_RETRIES, {"task": TASKS[:-1]}),
+    (TASKS_GAVE_UP, {"task": TASKS[:-1]}),
+    (SOURCE_ERRORS, {"kind": KINDS[:-1]}),
+    (PARSE_ERRORS, {"kind": KINDS[:-1], "reason": PARSE_REASONS[:-1]}),
+    (AWS_ERRORS, {"service": ("s3", "sts", "kms"), "code": ERROR_CODES}),
+    (AWS_TIMEOUTS, {"service": ("s3", "sts"), "phase": TIMEOUT_PHASES}),
+)
+
+
+def initialise_error_series() -> None:
+    """Create every labelled error and dead-letter series at zero (bounded: a few hundred)."""
+    for counter, labels in _ZERO_SERIES:
+        names = list(labels)
+        for combination in itertools.product(*(labels[name] for name in names)):
+            counter.labels(**dict(zip(names, combination, strict=True)))
 
 
 # --- botocore hooks ----------------------------------------------------------------------------
@@ -499,14 +557,29 @@ def _after_call_error(*, event_name: str = "", exception: Any = None, **_: Any) 
         log.debug("metrics: after-call-error hook failed", exc_info=True)
 
 
+def _needs_retry(*, event_name: str = "", caught_exception: Any = None, **_: Any) -> None:
+    """botocore ``needs-retry``: after every attempt; counts the attempts that timed out.
+
+    Returns None so botocore's own retry handler decides whether to retry.
+    """
+    if isinstance(caught_exception, ConnectTimeoutError | ReadTimeoutError):
+        service, _operation = _service_and_operation(event_name)
+        phase = "connect" if isinstance(caught_exception, ConnectTimeoutError) else "read"
+        record_aws_timeout(service, phase=phase)
+
+
 def aws_event_hooks() -> list[tuple[str, Callable[..., None]]]:
     """``(event, handler)`` pairs for ``SessionFactory(event_hooks=...)``.
 
     Registered on the root ``after-call`` events, they see every service's calls: S3 calls
     count in ``harvester_s3_requests_total``, failed calls of any service in
-    ``harvester_aws_errors_total``.
+    ``harvester_aws_errors_total``, timed-out attempts in ``harvester_aws_timeouts_total``.
     """
-    return [("after-call", _after_call), ("after-call-error", _after_call_error)]
+    return [
+        ("after-call", _after_call),
+        ("after-call-error", _after_call_error),
+        ("needs-retry", _needs_retry),
+    ]
 
 
 # --- collectors computed on scrape -------------------------------------------------------------
@@ -638,7 +711,7 @@ def _mark_dead(pid: int, directory: Path) -> None:
     mark_dead(pid, str(directory))
 
 
-_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(?P<pid>\d+)\.db$")
+_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(?P<pid>[0-9]+)\.db$")
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,8 @@ Definitions:
   yet has no lag (it counts as ``new``, and as stale once it has waited past the limit).
 - **stale**: an enabled source whose last successful run (or, never run, its creation) is
   older than ``stale_factor`` times its cadence (the account's, else the default).
+- **silent**: an enabled source whose harvests succeed but whose logs stopped, or never came
+  (:mod:`harvester.silence`); ``harvester_sources{health="silent"}``.
 - **reason** of a degraded source: its health reason reduced to an AWS error code
   (:class:`~harvester.aws.errors.ErrorCode`), so it can label a series.
 """
@@ -69,7 +71,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HEALTHS: Final = ("new", "ok", "degraded", "disabled", "other")
+HEALTHS: Final = ("new", "ok", "degraded", "silent", "disabled", "other")
 REASONS: Final = tuple(code.value for code in ErrorCode)
 LAG_BUCKETS: Final = (
     60.0,
@@ -92,7 +94,7 @@ LAG_QUANTILES: Final = ("0.5", "0.9", "0.99", "1")
 INVENTORY_METRICS: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "harvester_sources": (
         "gauge",
-        "Sources by kind and health (new, ok, degraded, disabled).",
+        "Sources by kind and health (new, ok, degraded, silent, disabled).",
         ("kind", "health"),
     ),
     "harvester_sources_stale": (

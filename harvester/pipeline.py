@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
 from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
 from harvester import metrics
-from harvester.aws.errors import AwsError, NoSuchKey, ObjectChanged
+from harvester.aws.errors import AwsError, NoSuchKey, ObjectChanged, sanitize
 from harvester.aws.identity import SourceInfo, source_info_from_row
 from harvester.aws.s3 import open_object
 from harvester.batches import BatchBuilder, decode_batch
@@ -30,9 +32,11 @@ from harvester.detect.state import ANONYMOUS
 from harvester.integrity.keys import CloudTrailPublicKeys
 from harvester.integrity.service import IntegrityPolicy, IntegrityRunResult, verify_new_digests
 from harvester.locks import source_lease_key
+from harvester.logs import log_context
 from harvester.parse import CorruptObjectError, ParseStats, parse_object
 from harvester.runtime import Runtime
 from harvester.scheduling import due_sources, mark_scheduled
+from harvester.silence import SilencePolicy, log_folder, silence_reason
 from harvester.sources.discovery import discover_regions
 from harvester.sources.layouts import ScopeLocation, cloudtrail_root, cloudtrail_scope, eks_scope
 from harvester.sources.ledger import (
@@ -101,6 +105,8 @@ class SourceRunResult:
     skipped: int = 0
     exhausted: int = 0
     error: str | None = None
+    # Why the source is silent (harvester.silence): listed fine, but its logs stopped.
+    silent: str | None = None
 
     def summary(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, 0) or k == "status"}
@@ -120,7 +126,7 @@ DISCOVERY_SCOPE = "meta:regions"
 REDISCOVER_AFTER = timedelta(hours=1)
 # Whole day folders are relisted this often, to find objects later than the lateness window.
 SWEEP_EVERY = timedelta(hours=3)
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 
 
 def _locations(
@@ -228,9 +234,52 @@ def harvest_source(
     if not lease.acquire():
         return SourceRunResult(source_id, "busy")
     try:
-        return _harvest_source(rt, source_id=source_id, enqueue=enqueue)
+        with log_context(source_id=source_id):
+            return _harvest_source(rt, source_id=source_id, enqueue=enqueue)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        # A bug or a configuration nothing foresaw fails this source, never the cycle, the
+        # dispatch or the process: the next sources are harvested, and this one says why.
+        log.exception("source %s: harvest failed on an unexpected error", source_id)
+        return source_failed(rt, source_id=source_id, reason=unexpected_reason(exc))
     finally:
         lease.release()
+
+
+# AWS, the database, Redis and the network: their errors are the caller's to retry (a task's
+# retry policy) or report; anything else raised while harvesting one source is its failure.
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    AwsError,
+    DBAPIError,
+    RedisError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def unexpected_reason(exc: BaseException) -> str:
+    """A health reason for an error nobody converted: its type and its (sanitized) text."""
+    return f"unexpected error: {type(exc).__name__}: {sanitize(str(exc))[:500]}"
+
+
+def source_failed(rt: Runtime, *, source_id: int, reason: str) -> SourceRunResult:
+    """Record a source run that failed as a whole: degraded with ``reason``, counted."""
+    with rt.sessions.begin() as session:
+        source = session.get(Source, source_id)
+        kind = source.kind if source is not None else None
+    metrics.record_source_error(kind)
+    result = SourceRunResult(source_id, "degraded", kind=kind, error=reason)
+    _record_run(rt, source_id=source_id, result=result, now=rt.clock())
+    return result
+
+
+def mark_degraded(rt: Runtime, *, source_id: int, reason: str) -> None:
+    """Set a source's health to degraded with ``reason`` (a task that gave up, say)."""
+    with rt.sessions.begin() as session:
+        source = session.get(Source, source_id)
+        if source is not None:
+            source.health, source.health_reason = "degraded", reason
 
 
 def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> SourceRunResult:
@@ -288,7 +337,8 @@ def _harvest_source(rt: Runtime, *, source_id: int, enqueue: EnqueueObjects) -> 
         if exc.retryable:
             raise
         result.status, result.error = "degraded", f"{exc} — {exc.remedy}"
-    _record_run(rt, source_id=source_id, result=result, now=now)
+        log.warning("source %s: degraded: %s", source_id, result.error)
+    _record_run(rt, source_id=source_id, result=result, now=now, folder=log_folder(info))
     return result
 
 
@@ -378,7 +428,11 @@ def _verify_digests(
     return run
 
 
-def _record_run(rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime) -> None:
+def _record_run(
+    rt: Runtime, *, source_id: int, result: SourceRunResult, now: datetime, folder: str = ""
+) -> None:
+    # ``folder`` (where the logs are expected) only words the silence reason of a run that
+    # succeeded; a run that failed as a whole has none to give.
     with rt.sessions.begin() as session:
         source = session.get(Source, source_id)
         if source is None:
@@ -389,7 +443,25 @@ def _record_run(rt: Runtime, *, source_id: int, result: SourceRunResult, now: da
         source.last_run_events = 0
         if result.status == "ok":
             source.last_success_at = now
-            source.health, source.health_reason = "ok", None
+            # Every object listed, whatever became of it; the (source, object_time) index
+            # makes this a lookup, not a scan.
+            newest_seen = session.scalar(
+                select(func.max(ProcessedObject.object_time)).where(
+                    ProcessedObject.source_id == source_id
+                )
+            )
+            result.silent = silence_reason(
+                kind=source.kind,
+                folder=folder,
+                newest_seen=newest_seen,
+                now=now,
+                policy=SilencePolicy.from_settings(rt.settings),
+                source_ref=str(source_id),
+            )
+            if result.silent and source.health != "silent":
+                log.warning("source %s is silent: %s", source_id, result.silent)
+            source.health = "silent" if result.silent else "ok"
+            source.health_reason = result.silent
         else:
             source.health, source.health_reason = "degraded", result.error
 
@@ -442,12 +514,13 @@ def harvest_objects(
         )
     client = rt.aws.s3(info.chain, region=info.region)
     result = ObjectsResult(source_id, kind=info.kind)
-    for key, etag in objects:
-        result.objects.append(
-            _harvest_object(
-                rt, source_id=source_id, info=info, client=client, key=key, etag=etag, emit=emit
+    with log_context(source_id=source_id):
+        for key, etag in objects:
+            result.objects.append(
+                _harvest_object(
+                    rt, source_id=source_id, info=info, client=client, key=key, etag=etag, emit=emit
+                )
             )
-        )
     return result
 
 
@@ -488,6 +561,13 @@ def _harvest_object(
         if exc.retryable:
             raise
         outcome.status, outcome.error = "failed", f"{exc} — {exc.remedy}"
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        # A bug met on this object: recorded failed (retried a bounded number of times by
+        # later cycles), and the other objects, the source and the cycle go on.
+        log.exception("source %s: object s3://%s/%s: unexpected error", source_id, info.bucket, key)
+        outcome.status, outcome.error = "failed", unexpected_reason(exc)
     outcome.events, outcome.batches = builder.events, builder.batches
     outcome.bytes = stats.compressed_bytes
     now = rt.clock()

@@ -19,7 +19,9 @@ VERSION: Final = "2012-10-17"
 # S3's naming rules for general purpose buckets; dots are allowed but not next to each other.
 _BUCKET_RE: Final = re.compile(r"^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PARTITION_RE: Final = re.compile(r"^aws(-[a-z]+)*$")
-_KMS_KEY_RE: Final = re.compile(r"^arn:(?P<partition>aws(-[a-z]+)*):kms:[a-z0-9-]+:\d{12}:key/\S+$")
+_KMS_KEY_RE: Final = re.compile(
+    r"^arn:(?P<partition>aws(-[a-z]+)*):kms:[a-z0-9-]+:[0-9]{12}:key/\S+$"
+)
 
 
 def bucket_policy(*, bucket: str, role_arn: str, partition: str | None = None) -> dict[str, object]:

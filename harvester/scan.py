@@ -49,13 +49,13 @@ __all__ = [
 KeyKind = Literal["cloudtrail", "cloudtrail_digest", "cloudtrail_insight", "eks", "unknown"]
 Opener = Callable[[], AbstractContextManager[Readable]]
 
-_ACCOUNT = re.compile(r"^\d{12}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 # A CloudTrail file name alone (a single file handed to the scan, outside its tree).
 _CLOUDTRAIL_NAME = re.compile(
-    r"^(?P<account>\d{12})_CloudTrail(?P<suffix>-Digest|-Insight)?_(?P<region>[a-z0-9-]+)_"
-    r"\d{8}T\d{4}Z"
+    r"^(?P<account>[0-9]{12})_CloudTrail(?P<suffix>-Digest|-Insight)?_(?P<region>[a-z0-9-]+)_"
+    r"[0-9]{8}T[0-9]{4}Z"
 )
 _CLOUDTRAIL_FOLDERS: dict[str, KeyKind] = {
     "CloudTrail": "cloudtrail",

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     lateness_window: timedelta = timedelta(hours=1)
     first_harvest_lookback: timedelta = timedelta(hours=24)
     log_level: str = "INFO"
+    # "text" for people, "json" (one object per line) for log pipelines.
+    log_format: str = "text"
     # Fleet timing: how often beat dispatches due sources, and the hard time limit of a task
     # (the soft limit, the source lease and the broker's visibility timeout derive from it).
     dispatch_interval: timedelta = timedelta(seconds=30)
@@ -58,6 +60,11 @@ class Settings(BaseSettings):
     # worker or a restarted broker) is queued again after this long. Longer than a backlog
     # usually lasts: a redo is harmless (scoring de-duplicates) but wasted work.
     requeue_after: timedelta = timedelta(minutes=30)
+    # A source that has delivered no new object for this long is ``silent`` (harvester.silence).
+    # CloudTrail writes a file every 5 minutes per active region; Firehose flushes EKS audit
+    # logs at least every 15 minutes while the API server is used, which is always.
+    silent_after_cloudtrail: timedelta = timedelta(hours=1)
+    silent_after_eks: timedelta = timedelta(minutes=30)
     harvest_queue: str = "harvest"
     score_queue: str = "score"
 
@@ -68,11 +75,20 @@ class Settings(BaseSettings):
         "dispatch_interval",
         "task_time_limit",
         "requeue_after",
+        "silent_after_cloudtrail",
+        "silent_after_eks",
         mode="before",
     )
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("log_format", mode="after")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in ("text", "json"):
+            raise ValueError("use text or json")
+        return value.lower()
 
     @field_validator("data_dir", mode="after")
     @classmethod

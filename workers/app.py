@@ -7,7 +7,9 @@ is configured). Queue names and limits come from settings (see ``harvester.fleet
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from typing import Any
 
 import msgspec
@@ -17,7 +19,7 @@ from kombu.serialization import register
 
 from harvester import metrics
 from harvester.cli.metrics_cmds import start_metrics_server
-from harvester.fleet import FleetTiming
+from harvester.fleet import FleetTiming, queue_names
 from harvester.health_files import HEARTBEAT_INTERVAL, health_files_from_env
 from harvester.logs import configure_logging
 from harvester.runtime import Runtime
@@ -44,10 +46,6 @@ def _register_serializer() -> None:
         content_type="application/x-harvester-msgpack",
         content_encoding="binary",
     )
-
-
-def queue_names(settings: Settings) -> dict[str, str]:
-    return {"harvest": settings.harvest_queue, "score": settings.score_queue}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -129,7 +127,7 @@ def runtime() -> Runtime:
     global _runtime  # noqa: PLW0603  one world per process, by design
     if _runtime is None:
         settings = load_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         _runtime = Runtime.build(settings)
     return _runtime
 
@@ -142,7 +140,53 @@ def timing() -> FleetTiming:
 def _setup_logging(**_: Any) -> None:
     # With a receiver here Celery installs no handler of its own: every line is written
     # once, in our format and through the redacting filter, by workers and beat alike.
-    configure_logging(load_settings().log_level)
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    for name in TASK_LINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TaskLineLevels) for f in logger.filters):
+            logger.addFilter(TaskLineLevels())
+
+
+# Celery's per-task lines ("received", "succeeded", "retry"): the trace in the pool process,
+# the strategy in the main process. Both pass the task's name and id as ``record.data``.
+TASK_LINE_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+# Tasks that run once per batch: their received/succeeded lines are DEBUG, not INFO.
+PER_BATCH_TASKS = ("score.",)
+_DEGRADED_RESULTS = ("'status': 'degraded'", "'gave_up': True")
+# Tasks whose first argument is a source id (Celery passes the arguments as their repr).
+SOURCE_TASKS = ("harvest.source", "harvest.object")
+_SOURCE_ARG = re.compile(r"^[(\[](\d+)\b")
+
+
+class TaskLineLevels(logging.Filter):
+    """Gives Celery's per-task lines the level they deserve, and the task id for JSON logs.
+
+    A score worker writes two INFO lines per batch (thousands an hour: noise), so theirs go
+    to DEBUG; a harvest that ended degraded or gave up "succeeded" for Celery, but is a
+    WARNING for an operator.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if not isinstance(data, dict):
+            return True
+        record.task_id = data.get("id")
+        name = str(data.get("name", ""))
+        source = _SOURCE_ARG.match(str(data.get("args", "")))
+        if name in SOURCE_TASKS and source is not None:
+            record.source_id = int(source[1])
+        if record.levelno == logging.INFO and name.startswith(PER_BATCH_TASKS):
+            _set_level(record, logging.DEBUG)
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        result = str(data.get("return_value", ""))
+        if record.levelno == logging.INFO and any(mark in result for mark in _DEGRADED_RESULTS):
+            _set_level(record, logging.WARNING)
+        return True
+
+
+def _set_level(record: logging.LogRecord, level: int) -> None:
+    record.levelno, record.levelname = level, logging.getLevelName(level)
 
 
 @signals.worker_process_init.connect

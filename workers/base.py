@@ -20,11 +20,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from harvester import metrics
 from harvester.aws.errors import AwsError, backoff_delay
 from harvester.deadletters import record_dead_letter
+from harvester.logs import log_context
 from workers.app import TASK_QUEUES, app, runtime, timing
 
 P = ParamSpec("P")
 R = TypeVar("R")
 AnyTask = Task[Any, Any]
+# Called with a task's arguments and its last error when its retries give up.
+GaveUp = Callable[[list[Any], Exception], None]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,33 @@ def _delivery_count(task: AnyTask) -> int:
     return int(count)
 
 
+def _dead_letter(task: AnyTask, name: str, deliveries: int, args: list[Any]) -> dict[str, Any]:
+    reason = f"delivered {deliveries} times without finishing (worker killed each time?)"
+    record_dead_letter(runtime(), task=name, task_id=str(task.request.id), args=args, reason=reason)
+    log.error("task %s[%s] dead-lettered: %s", name, task.request.id, reason)
+    metrics.record_dead_letter(name)
+    return {"dead_letter": True}
+
+
+def _give_up(
+    task: AnyTask, name: str, exc: Exception, args: list[Any], gave_up: GaveUp | None
+) -> dict[str, Any]:
+    """The end of a task whose transient error outlasted its retries (or cannot be retried).
+
+    Said as what it is, "giving up", and counted; ``gave_up`` records it where an operator
+    looks (a harvest marks its source degraded). The message is acked either way.
+    """
+    retries = task.request.retries
+    log.error("task %s[%s] giving up after %d retries: %s", name, task.request.id, retries, exc)
+    metrics.record_task_gave_up(name)
+    if gave_up is not None:
+        try:
+            gave_up(args, exc)
+        except Exception:  # noqa: BLE001  the store that failed may be the one to record in
+            log.warning("task %s[%s]: could not record giving up", name, task.request.id)
+    return {"gave_up": True, "error": str(exc)}
+
+
 def harvester_task(
     *,
     name: str,
@@ -59,39 +89,32 @@ def harvester_task(
     max_retries: int | None = 5,
     retry_base: float = 2.0,
     retry_cap: float = 120.0,
+    gave_up: GaveUp | None = None,
 ) -> Callable[[Callable[P, R]], AnyTask]:
     """Register ``fn`` as task ``name`` on the logical ``queue`` ("harvest" or "score").
 
     Time limits come from the app's configuration (``harvester.fleet.FleetTiming``).
     ``max_retries=None`` retries transient errors for as long as they last (every
     ``retry_cap`` seconds at most): for a task whose message is the only copy of its work.
+    ``gave_up(args, error)`` is called when the retries end without success.
     """
     if queue not in ("harvest", "score"):
         raise ValueError(f"unknown queue {queue!r}: harvest or score")
 
     def decorate(fn: Callable[P, R]) -> AnyTask:
         def run(self: AnyTask, /, *args: P.args, **kwargs: P.kwargs) -> R | dict[str, Any]:
-            deliveries = _delivery_count(self)
-            if deliveries > timing().max_deliveries:
-                reason = (
-                    f"delivered {deliveries} times without finishing (worker killed each time?)"
-                )
-                record_dead_letter(
-                    runtime(),
-                    task=name,
-                    task_id=str(self.request.id),
-                    args=list(args),
-                    reason=reason,
-                )
-                log.error("task %s[%s] dead-lettered: %s", name, self.request.id, reason)
-                metrics.record_dead_letter(name)
-                return {"dead_letter": True}
             try:
-                return fn(*args, **kwargs)
+                # Inside the retry handling: a Redis outage as the task starts is a transient
+                # error like any other, retried, not a failure that acks the message away.
+                deliveries = _delivery_count(self)
+                if deliveries > timing().max_deliveries:
+                    return _dead_letter(self, name, deliveries, list(args))
+                with log_context(task_id=self.request.id):
+                    return fn(*args, **kwargs)
             except TRANSIENT as exc:
                 exhausted = max_retries is not None and self.request.retries >= max_retries
                 if not _retryable(exc) or exhausted:
-                    raise
+                    return _give_up(self, name, exc, list(args), gave_up)
                 delay = backoff_delay(self.request.retries, base=retry_base, cap=retry_cap)
                 log.warning("task %s retrying in %.1fs: %s", name, delay, exc)
                 metrics.record_task_retry(name)

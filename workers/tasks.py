@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
@@ -9,6 +10,7 @@ from time import perf_counter
 from typing import Any
 
 from celery import current_task
+from kombu.exceptions import OperationalError as BrokerError
 
 from harvester import metrics
 from harvester.detect.state import ANONYMOUS
@@ -17,10 +19,13 @@ from harvester.pipeline import (
     dispatch_due,
     harvest_objects,
     harvest_source,
+    mark_degraded,
     score_batch,
 )
 from workers.app import app, runtime, timing
 from workers.base import harvester_task
+
+log = logging.getLogger(__name__)
 
 
 @harvester_task(name="harvest.dispatch", queue="harvest", max_retries=0)
@@ -31,7 +36,13 @@ def dispatch() -> dict[str, Any]:
     return asdict(result)
 
 
-@harvester_task(name="harvest.source", queue="harvest")
+def _source_gave_up(args: list[Any], error: Exception) -> None:
+    # Both harvest tasks take the source id first. The ledger brings their objects back.
+    reason = f"gave up after retries: {error}"
+    mark_degraded(runtime(), source_id=int(args[0]), reason=reason)
+
+
+@harvester_task(name="harvest.source", queue="harvest", gave_up=_source_gave_up)
 def harvest_source_task(source_id: int) -> dict[str, Any]:
     started = perf_counter()
     result = harvest_source(
@@ -44,7 +55,7 @@ def harvest_source_task(source_id: int) -> dict[str, Any]:
     return result.summary()
 
 
-@harvester_task(name="harvest.object", queue="harvest")
+@harvester_task(name="harvest.object", queue="harvest", gave_up=_source_gave_up)
 def harvest_object_task(source_id: int, objects: list[list[str]]) -> dict[str, Any]:
     started = perf_counter()
     pairs = [(key, etag) for key, etag in objects]
@@ -76,9 +87,16 @@ def _enqueue_sources(due: Sequence[tuple[int, timedelta]]) -> None:
     # a harvest that waited that long is superseded by the next.
     with app.producer_or_acquire() as producer:
         for source_id, cadence in due:
-            harvest_source_task.apply_async(
-                (source_id,), expires=cadence.total_seconds(), producer=producer
-            )
+            try:
+                harvest_source_task.apply_async(
+                    (source_id,), expires=cadence.total_seconds(), producer=producer
+                )
+            except BrokerError:
+                raise  # the broker is away: the tick failed, not this source
+            except Exception:
+                # One source that cannot be queued must not keep the others from their slot.
+                log.exception("dispatch: could not queue a harvest of source %s", source_id)
+                metrics.record_source_error(None)
 
 
 def _enqueue_objects(source_id: int, objects: Sequence[tuple[str, str]]) -> None:

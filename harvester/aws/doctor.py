@@ -78,8 +78,8 @@ PROBE_BYTES = 512
 # CloudTrail delivers about every five minutes; a day without a file means it stopped.
 STALE_CLOUDTRAIL = timedelta(hours=24)
 _GZIP_MAGIC = b"\x1f\x8b"
-_YEAR = re.compile(r"\d{4}")
-_TWO_DIGITS = re.compile(r"\d{2}")
+_YEAR = re.compile(r"[0-9]{4}")
+_TWO_DIGITS = re.compile(r"[0-9]{2}")
 # How far discovery looks: a doctor run should take seconds, not walk a log archive.
 _DISCOVERY_CALLS = 50
 _SHOWN = 8

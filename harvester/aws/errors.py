@@ -38,6 +38,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from harvester import known_secrets
+
 __all__ = [
     "AccessDenied",
     "AssumeRoleRefused",
@@ -95,7 +97,7 @@ _B64 = "A-Za-z0-9/+="
 _SECRET_PARAMS = re.compile(
     r"(?i)\b(X-Amz-Security-Token|X-Amz-Credential|X-Amz-Signature|Signature|Credential|"
     r"AWSAccessKeyId|SessionToken|SecurityToken|SecretAccessKey|aws_secret_access_key|"
-    r"aws_session_token|aws_security_token)(\s*=\s*)[^&\s\"'<>,;]*"
+    r"aws_session_token|aws_security_token)(\s*=\s*[\"']?)[^&\s\"'<>,;]*"
 )
 # The same fields as XML elements or JSON members (an echoed STS response, a config dump).
 _SECRET_ELEMENTS = re.compile(
@@ -109,25 +111,45 @@ _SECRET_MEMBERS = re.compile(
 _SIGV2 = re.compile(r"\bAWS [A-Z0-9]{16,128}:[" + _B64 + r"]+")
 _ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|ABIA|ACCA)[A-Z0-9]{12,124}\b")
 # Runs of base64 characters bounded by anything else: a secret access key is 40 of them, a
-# session token hundreds. Requiring mixed case and a digit keeps words and paths readable.
-# "=" only pads the end of base64, so it may precede a run ("key=<secret>") but not start one.
+# session token hundreds. "=" only pads the end of base64, so it may precede a run
+# ("key=<secret>") but not start one.
 _B64_RUN = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40,}={0,2}(?![" + _B64 + r"])")
+# A secret access key's length; a session token is several hundred characters.
+_SECRET_KEY_LENGTH = 40
+_TOKEN_MIN_LENGTH = 100
+# What precedes a run that makes it a credential rather than a path: a word naming a secret
+# ("secret", "password", "token", "credentials", "...key") and a separator, or an access key
+# id (a "AKIA... <secret>" pair, as in a credentials file or CSV).
+_SECRET_CONTEXT = re.compile(
+    r"(?i)(?:secret|passw(?:or)?d|token|credentials?|key)[\"']?"
+    r"(?:\s*[:=>]\s*|\s+is\s+|\s+)b?[\"'(<]?$"
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}[\s,:;|\"'=]+$"
+)
+_CONTEXT_WINDOW = 40
 
 
-def _looks_secret(run: str) -> bool:
-    has_upper = any(c.isupper() for c in run)
-    has_lower = any(c.islower() for c in run)
-    digits = sum(c.isdigit() for c in run)
-    if not (has_upper and has_lower):
+def _mixed_case(run: str) -> bool:
+    return any(c.isupper() for c in run) and any(c.islower() for c in run)
+
+
+def _looks_secret(run: str, before: str) -> bool:
+    """Whether a base64 run is a credential, from its shape and what precedes it.
+
+    A 40-character run alone is not enough: S3 locations are full of them
+    (``soak-trail/AWSLogs/111122223333/CloudTrail/us``). It is a secret when the text names it
+    as one, or when it is long and dense enough to be a session token.
+    """
+    if not _mixed_case(run):
         return False
-    if len(run) == 40:
-        # The length of a secret access key; mixed case alone is rare enough in prose.
+    body = run.rstrip("=")
+    key_length = len(body) == _SECRET_KEY_LENGTH or len(body) >= _TOKEN_MIN_LENGTH
+    if key_length and _SECRET_CONTEXT.search(before):
         return True
-    # Long runs with slashes may be S3 keys; a key is made of short segments, a token is not.
-    if "+" in run or run.endswith("="):
-        return True
-    longest_segment = max(len(part) for part in run.split("/"))
-    return digits >= 2 and longest_segment >= 40
+    if len(body) < _TOKEN_MIN_LENGTH:
+        return False
+    # A long run of short "/" segments is a path; a token has "+", padding or long segments.
+    longest_segment = max(len(part) for part in body.split("/"))
+    return "+" in body or run.endswith("=") or longest_segment >= _SECRET_KEY_LENGTH
 
 
 def _mask_key_id(match: re.Match[str]) -> str:
@@ -137,9 +159,15 @@ def _mask_key_id(match: re.Match[str]) -> str:
 def sanitize(text: str, *, keep: Sequence[str | None] = ()) -> str:
     """Remove credentials, signatures and anything shaped like a secret from ``text``.
 
+    The secrets this process holds (``harvester.known_secrets``) go whatever their shape;
+    others by the field that carries them (headers, XML, JSON, query strings), by what
+    precedes them ("secret: ...", an access key id), or by the shape of a session token.
+
     ``keep`` lists strings known to be safe (the bucket, key, role ARN of the request) that
     must survive unchanged even if they happen to look like a secret.
     """
+    for secret in known_secrets.known():
+        text = text.replace(secret, _REDACTED)
     protected: dict[str, str] = {}
     for index, safe in enumerate(s for s in keep if s and len(s) >= 8):
         placeholder = f"\x00{index}\x00"
@@ -150,7 +178,14 @@ def sanitize(text: str, *, keep: Sequence[str | None] = ()) -> str:
     text = _SECRET_ELEMENTS.sub(lambda m: f"{m.group(1)}{_REDACTED}{m.group(3)}", text)
     text = _SECRET_MEMBERS.sub(lambda m: f"{m.group(1)}{_REDACTED}", text)
     text = _SIGV2.sub("AWS " + _REDACTED, text)
-    text = _B64_RUN.sub(lambda m: _REDACTED if _looks_secret(m.group(0)) else m.group(0), text)
+    text = _B64_RUN.sub(
+        lambda m: (
+            _REDACTED
+            if _looks_secret(m.group(0), m.string[max(0, m.start() - _CONTEXT_WINDOW) : m.start()])
+            else m.group(0)
+        ),
+        text,
+    )
     text = _ACCESS_KEY_ID.sub(_mask_key_id, text)
     for placeholder, safe in protected.items():
         text = text.replace(placeholder, safe)
@@ -532,12 +567,12 @@ _OBJECT_OPERATIONS = frozenset({"GetObject", "HeadObject"})
 
 # "User: arn:... is not authorized to perform: s3:GetObject on resource: "arn:..." because ..."
 _NOT_AUTHORIZED = re.compile(
-    r"User: (?P<principal>arn:[^\s]+) is not authorized to perform: (?P<action>[\w:*.-]+)"
+    r"User: (?P<principal>arn:[^\s]+) is not authorized to perform: (?P<action>[A-Za-z0-9_:*.-]+)"
     r"(?: on resource: \"?(?P<resource>[^\"\s]+)\"?)?"
     r"(?:.*? because (?P<reason>[^.]+))?"
 )
-_KMS_KEY_ARN = re.compile(r"arn:aws[\w-]*:kms:[\w-]+:\d{12}:key/[\w-]+")
-_WRONG_REGION_IN_MESSAGE = re.compile(r"expecting '(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)'")
+_KMS_KEY_ARN = re.compile(r"arn:aws[A-Za-z0-9_-]*:kms:[A-Za-z0-9_-]+:[0-9]{12}:key/[A-Za-z0-9_-]+")
+_WRONG_REGION_IN_MESSAGE = re.compile(r"expecting '(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]+)'")
 
 
 def _arn_partition(arn: str | None) -> str:

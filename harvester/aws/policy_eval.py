@@ -58,7 +58,7 @@ ContextInput = Mapping[str, str | Sequence[str] | None]
 ``None`` means "known to be absent from the request".
 """
 
-_ACCOUNT_RE: Final = re.compile(r"^\d{12}$")
+_ACCOUNT_RE: Final = re.compile(r"^[0-9]{12}$")
 _LIST_ACTIONS: Final = frozenset(
     {"s3:listbucket", "s3:listbucketversions", "s3:listbucketmultipartuploads"}
 )

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
+from harvester import metrics
 from harvester.aws.errors import NotFound, WrongRegion, aws_errors, convert
 
 if TYPE_CHECKING:
@@ -234,6 +235,9 @@ class ObjectStream(io.RawIOBase):
         try:
             chunk: bytes = self._body.read(len(view))
         except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ReadTimeoutError):
+                # Mid-body: botocore's hooks saw the request succeed, so count it here.
+                metrics.record_aws_timeout("s3", phase="read")
             raise convert(
                 exc,
                 operation="GetObject",

@@ -104,5 +104,10 @@ def demo(
 
 
 def overrides_from(app: AppContext) -> dict[str, str]:
-    """The caller's environment, so the demo honours HARVESTER_DATA_DIR and friends."""
-    return dict(os.environ) | {"HARVESTER_DATA_DIR": str(app.settings.data_dir)}
+    """The caller's environment, so the demo honours HARVESTER_DATA_DIR and friends.
+
+    Not HARVESTER_REDIS_URL: the demo's detector state stays beside its own database rather
+    than mixing its made-up organization into a fleet's baselines.
+    """
+    environ = {k: v for k, v in os.environ.items() if k != "HARVESTER_REDIS_URL"}
+    return environ | {"HARVESTER_DATA_DIR": str(app.settings.data_dir)}

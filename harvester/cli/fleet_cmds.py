@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -15,11 +16,19 @@ from harvester.cli.output import console, print_table
 from harvester.cli.progress import object_progress
 from harvester.durations import time_or_duration
 from harvester.embedded import run_cycle, run_forever
+from harvester.fleet import broker_queues, queue_names
 from harvester.inventory import service
 from harvester.inventory import validation as v
-from harvester.pipeline import correlate, harvest_objects, plan_backfill, score_batch
+from harvester.pipeline import (
+    correlate,
+    group_objects,
+    harvest_objects,
+    plan_backfill,
+    score_batch,
+)
 from harvester.runtime import Runtime
-from harvester.settings import load_settings
+from harvester.settings import Settings, load_settings
+from harvester.sources.ledger import WorkItem
 
 MetricsPortOpt = Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")]
 
@@ -39,18 +48,21 @@ def _exec_celery(argv: list[str], *, metrics_port: int | None, multiprocess: boo
     )
 
 
-def send_objects(broker_url: str, *, source_id: int, objects: list[tuple[str, str]]) -> int:
-    """Queue harvest.object tasks by name (the domain does not import the workers)."""
-    client = Celery("audit-harvester-client", broker=broker_url)
+def send_objects(settings: Settings, *, source_id: int, items: Sequence[WorkItem]) -> int:
+    """Queue harvest.object tasks by name (the CLI does not import the workers), grouped as
+    the pipeline groups them, on the configured harvest queue."""
+    client = Celery("audit-harvester-client", broker=settings.broker_url)
     try:
-        for index in range(0, len(objects), 20):
-            group = [list(pair) for pair in objects[index : index + 20]]
+        for group in group_objects(items):
             client.send_task(
-                "harvest.object", args=(source_id, group), queue="harvest", serializer="json"
+                "harvest.object",
+                args=(source_id, [[item.key, item.etag] for item in group]),
+                queue=queue_names(settings)["harvest"],
+                serializer="json",
             )
     finally:
         client.close()
-    return len(objects)
+    return len(items)
 
 
 def _ctx(ctx: typer.Context) -> AppContext:
@@ -61,7 +73,11 @@ def _ctx(ctx: typer.Context) -> AppContext:
 
 def worker(
     queues: Annotated[
-        str, typer.Option(help="Comma-separated queues to consume: harvest, score or both.")
+        str,
+        typer.Option(
+            help="Comma-separated queues to consume: harvest, score or both (logical names,"
+            " mapped to HARVESTER_HARVEST_QUEUE and HARVESTER_SCORE_QUEUE)."
+        ),
     ] = "harvest,score",
     concurrency: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per core).")
@@ -75,7 +91,11 @@ def worker(
     Prometheus metrics of all its processes are served there (multiprocess mode, in
     PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics).
     """
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-P", "prefork"]
+    try:
+        consumed = broker_queues(queues, load_settings())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--queues") from None
+    argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-P", "prefork"]
     if concurrency:
         argv += ["-c", str(concurrency)]
     _exec_celery(argv, metrics_port=metrics_port, multiprocess=True)
@@ -100,7 +120,9 @@ def run(
     """Harvest and score in this process, without a broker (the embedded default).
 
     Every due source is listed, its new objects parsed and scored, with the same functions
-    the fleet's tasks call. Detector baselines live in memory for the life of the process.
+    the fleet's tasks call. Detector baselines and seen event ids are the fleet's, in Redis,
+    when HARVESTER_REDIS_URL is set; otherwise they are kept in a file beside the database,
+    so runs from cron learn from each other.
     """
     app = _ctx(ctx)
     app.ensure_schema()
@@ -121,6 +143,8 @@ def run(
         )
         for line in result.degraded:
             console().print(f"degraded: {line}", markup=False)
+        for line in result.silent:
+            console().print(f"silent: {line}", markup=False)
     finally:
         rt.close()
 
@@ -150,7 +174,9 @@ def backfill(
 ) -> None:
     """Harvest a time range of a source again, including objects already processed.
 
-    Scoring de-duplicates events by id, so a backfill adds only what was missing.
+    Scoring de-duplicates events by id with the fleet's state when HARVESTER_REDIS_URL is
+    set (the embedded default's state file otherwise), so a backfill adds only what was
+    missing: events scored within the de-duplication window are not scored again.
     """
     app = _ctx(ctx)
     start = _parse_time(since, "--since", app.clock())
@@ -166,8 +192,9 @@ def backfill(
         out.print(f"listed {plan.listed} key(s); {len(plan.objects)} object(s) in the range")
         pairs = [(item.key, item.etag) for item in plan.objects]
         if enqueue:
-            sent = send_objects(app.settings.broker_url, source_id=source_id, objects=pairs)
-            out.print(f"sent {sent} object(s) to the harvest queue")
+            sent = send_objects(app.settings, source_id=source_id, items=plan.objects)
+            queue = queue_names(app.settings)["harvest"]
+            out.print(f"sent {sent} object(s) to the harvest queue ({queue})", markup=False)
             return
 
         def emit(body: bytes, _count: int) -> None:

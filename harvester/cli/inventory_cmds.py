@@ -72,8 +72,10 @@ def inventory_apply(
     ${ENV_VAR} references; a role without secret_access_key keeps its stored secret.
     """
     app = _ctx(ctx)
-    desired = load_inventory(file, environ=os.environ)
     with app.session() as session:
+        desired = load_inventory(
+            file, environ=os.environ, stored_external_ids=service.external_ids(session)
+        )
         changes = inventory_plan.apply(
             session, desired, box=app.box, clock=app.clock, prune=prune, dry_run=dry_run
         )
@@ -98,7 +100,10 @@ def inventory_export(
         Path | None, typer.Option("--file", "-f", help="Write here instead of standard output.")
     ] = None,
 ) -> None:
-    """Write the stored inventory as YAML, in the shape apply reads. Secrets are omitted."""
+    """Write the stored inventory as YAML, in the shape apply reads.
+
+    Secrets are omitted and external IDs masked; apply reads a mask as the stored value.
+    """
     app = _ctx(ctx)
     with app.session() as session:
         text = dump_inventory(service.export_inventory(session))
@@ -510,7 +515,7 @@ def _role_record(role: RoleConfig) -> dict[str, Any]:
         "partition": role.partition,
         "authentication": role.authentication,
         "via_role_arn": role.via_role_arn,
-        "external_id": role.external_id,
+        "external_id": mask(role.external_id) or None,
         "access_key_id": mask(role.access_key.access_key_id) if role.access_key else None,
         "secret_access_key": "****" if role.access_key else None,
     }
@@ -518,7 +523,7 @@ def _role_record(role: RoleConfig) -> dict[str, Any]:
 
 @roles_app.command("list")
 def roles_list(ctx: typer.Context, output: OutputOpt = OutputFormat.table) -> None:
-    """List role configs; access keys are shown masked, secrets never."""
+    """List role configs; access key ids and external IDs are shown masked, secrets never."""
     app = _ctx(ctx)
     with app.session() as session:
         records = [_role_record(r) for r in service.list_roles(session)]

@@ -205,7 +205,7 @@ def main_callback(
         return
     # Settings are read here, once per invocation, not at import.
     ctx.obj = AppContext.from_environment()
-    configure_logging(ctx.obj.settings.log_level)
+    configure_logging(ctx.obj.settings.log_level, ctx.obj.settings.log_format)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -33,6 +33,7 @@ from harvester.detect.features import (
     is_human,
     is_instance_session,
     network_of,
+    offensive_tool,
     ua_family,
 )
 from harvester.detect.model import DetectorSpec, Hit, Severity, stable_digest
@@ -356,7 +357,9 @@ class NoveltyFamily:
                     if hit is not None:
                         if obs.scope is not None:
                             hit.scope = obs.scope
-                        hit.discriminator = hit.discriminator or member
+                        # One anomaly per detector, entity and day: the new members of
+                        # a day are its events, not anomalies of their own.
+                        hit.discriminator = hit.discriminator or "new"
                         findings.append(
                             Finding(
                                 novelty.spec,
@@ -929,11 +932,30 @@ def _observe_k8s_user(event: Event, facts: Facts) -> Sequence[Observation]:
 
 
 def _judge_k8s_user(event: Event, member: str, base: Baseline) -> Hit | None:
+    # Clusters gain users every week (a new hire, a new team): a first request that reads is
+    # how a new engineer starts and is low; one that is sensitive, refused or made with an
+    # attack tool is how a stolen identity starts, and keeps the detector's severity.
+    sensitive = _K8S_SENSITIVE.get((_k8s_resource(event), event.action.verb or ""), 0) >= 2
+    tool = offensive_tool(event.user_agent)
+    risky = [
+        reason
+        for reason, present in (
+            ("a sensitive action", sensitive),
+            ("refused", not event.outcome.success),
+            (f"made with {tool}", tool is not None),
+        )
+        if present
+    ]
+    context = f"first time in {base.days(event.time)} days of the cluster's history " + (
+        f"({base.size} users known)"
+    )
+    if risky:
+        context += f"; its first request was {' and '.join(risky)}"
     return Hit(
         summary=f"{member} acted on cluster {event.cluster} for the first time: "
         f"{action_label(event)}{_from(event)}",
-        context=f"first time in {base.days(event.time)} days of the cluster's history "
-        f"({base.size} users known)",
+        context=context,
+        severity=None if risky else Severity.low,
         discriminator=member,
     )
 
@@ -1041,7 +1063,7 @@ NOVELTIES: tuple[Novelty, ...] = (
             title="Principal using a new tool",
             severity=Severity.low,
             tactics=["TA0001", "TA0005"],
-            techniques=["T1078"],
+            techniques=["T1078", "T1059.009"],
             description=(
                 "A principal called APIs with a user-agent family (aws-cli, boto3, terraform, a "
                 "browser…) it had never used; workloads do not change tools on their own."

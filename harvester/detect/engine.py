@@ -28,6 +28,7 @@ from itertools import islice
 import msgspec
 
 from harvester.clock import Clock, utcnow
+from harvester.detect import routine as habits
 from harvester.detect.behaviour import (
     BURSTS,
     NOVELTIES,
@@ -39,7 +40,13 @@ from harvester.detect.behaviour import (
     _Counts,
     _Group,
 )
-from harvester.detect.features import action_label, behaviour_entity, display_principal
+from harvester.detect.features import (
+    action_label,
+    behaviour_entity,
+    display_principal,
+    network_of,
+    ua_family,
+)
 from harvester.detect.grants import WILDCARD_BINDING, RoleGrantFamily, _Cluster
 from harvester.detect.incidents import build_incidents
 from harvester.detect.model import (
@@ -468,8 +475,10 @@ class Scorer:
         wanted: dict[str, dict[str, None]] = {}
         for finding in findings:
             if finding.hit.routine_key is not None:
-                key = self._routine_key(finding)
-                wanted.setdefault(key, {})[finding.hit.routine_key[:200]] = None
+                fields = wanted.setdefault(self._routine_key(finding), {})
+                network, agent = _place_fields(finding.events[0])
+                fields.update({finding.hit.routine_key[:200]: None, habits.DAYS_FIELD: None})
+                fields.update({network: None, agent: None})
         plan = [(key, list(fields)) for key, fields in wanted.items()]
         return plan, [HashRead(key, tuple(fields)) for key, fields in plan]
 
@@ -480,23 +489,56 @@ class Scorer:
         values: Sequence[HashValue],
         now: datetime,
     ) -> tuple[list[Finding], list[HashWrite]]:
-        known = {key: value for (key, _), value in zip(plan, values, strict=True)}
+        """Grade routine hits by the actor's habit (``harvester.detect.routine``)."""
+        # Each hash as this batch leaves it, so later hits in the batch see earlier ones.
+        known = {key: dict(value.values) for (key, _), value in zip(plan, values, strict=True)}
+        sizes = {key: value.size for (key, _), value in zip(plan, values, strict=True)}
         writes: dict[str, HashWrite] = {}
         kept: list[Finding] = []
         for finding in findings:
-            routine = finding.hit.routine_key
-            if routine is None:
+            hit = finding.hit
+            if hit.routine_key is None:
                 kept.append(finding)
                 continue
             key = self._routine_key(finding)
-            value = known[key]
-            field_name = routine[:200]
-            if field_name in value.values:
-                continue
-            kept.append(finding)
-            if value.size < self.config.routine_cap:
-                op = writes.setdefault(key, HashWrite(key, ttl=self._ttl))
-                op.set[field_name] = str(int(finding.events[0].time.timestamp()))
+            fields = known[key]
+            event = finding.events[0]
+            today = habits.epoch_day(event.time)
+            field_name = hit.routine_key[:200]
+            network, agent = _place_fields(event)
+            days = habits.prior_days(fields.get(habits.DAYS_FIELD), today)
+            # Places are only judged once some are recorded (hashes from before they were).
+            places = any(f.startswith(("n:", "u:")) for f in fields)
+            graded = habits.grade(
+                rule_severity=hit.severity or finding.spec.severity,
+                days=days,
+                key_known=field_name in fields,
+                new_network=places and network not in fields,
+                new_agent=places and agent not in fields,
+                network=network[2:],
+                agent=agent[2:],
+            )
+            context = " ".join(p for p in (hit.context, graded.context) if p)
+            kept.append(
+                replace(
+                    finding,
+                    hit=replace(
+                        hit,
+                        severity=graded.severity or hit.severity,
+                        context=context,
+                        discriminator=habits.FOLD,
+                    ),
+                )
+            )
+            op = writes.setdefault(key, HashWrite(key, ttl=self._ttl))
+            updates = {habits.DAYS_FIELD: habits.with_day(fields.get(habits.DAYS_FIELD), today)}
+            stamp = str(int(event.time.timestamp()))
+            for name in (field_name, network, agent):
+                if name not in fields and sizes[key] < self.config.routine_cap:
+                    updates[name] = stamp
+                    sizes[key] += 1
+            fields.update(updates)
+            op.set.update(updates)
         return kept, list(writes.values())
 
     # --- anomalies -----------------------------------------------------------------------------
@@ -579,6 +621,11 @@ class Scorer:
             mitre_tactics=hit.tactics or draft.spec.tactics,
             mitre_techniques=draft.spec.techniques,
         )
+
+
+def _place_fields(event: Event) -> tuple[str, str]:
+    """The routine hash fields that record where and with what an actor did something."""
+    return f"n:{network_of(event.source_ip) or '-'}", f"u:{ua_family(event.user_agent)}"
 
 
 def _identity(event: Event) -> str:

@@ -20,6 +20,7 @@ from harvester.events import Event, Principal
 __all__ = [
     "PUBLIC_INFO_PATHS",
     "action_label",
+    "attempt_of",
     "behaviour_entity",
     "desktop_os",
     "display_principal",
@@ -179,7 +180,7 @@ def offensive_tool(agent: str | None) -> str | None:
 
 # --- principals -------------------------------------------------------------------------------
 
-_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$", re.I)
 _SSO_ROLE = "AWSReservedSSO_"
 
 
@@ -301,6 +302,34 @@ def error_is_denied(event: Event) -> bool:
     return code in _DENIED_CODES or "AccessDenied" in code or "Unauthorized" in code
 
 
+# Failures that still say what the caller was after: refused, checked with a dry run, aimed at
+# something that is not there (guessing names), or stopped by a quota (a launch too big for
+# the account). Malformed requests, throttling and AWS's own faults say nothing of intent.
+_QUOTA_MARKS = ("LimitExceeded", "QuotaExceeded", "InsufficientInstanceCapacity")
+_NOT_FOUND_MARKS = ("NotFound", "NoSuch")
+
+
+@functools.lru_cache(maxsize=1024)
+def _attempt_kind(code: str) -> str | None:
+    if code.endswith("DryRunOperation"):
+        return "a dry run that would have succeeded"
+    if code in _DENIED_CODES or "AccessDenied" in code or "Unauthorized" in code:
+        return "refused"
+    if any(mark in code for mark in _NOT_FOUND_MARKS):
+        return "aimed at something that does not exist"
+    if any(mark in code for mark in _QUOTA_MARKS):
+        return "stopped by a quota"
+    return None
+
+
+def attempt_of(event: Event) -> str | None:
+    """How a failed CloudTrail call was still an attempt at what it asked, in words; else None."""
+    code = event.outcome.error_code
+    if event.outcome.success or not code or event.source != "cloudtrail":
+        return None
+    return _attempt_kind(code)
+
+
 PUBLIC_INFO_PATHS = ("/version", "/healthz", "/livez", "/readyz", "/.well-known/", "/openid/")
 
 
@@ -388,7 +417,7 @@ def aws_principals(statement: dict[str, Any]) -> list[str]:
     return out
 
 
-_ACCOUNT = re.compile(r"^(\d{12})$|^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):")
+_ACCOUNT = re.compile(r"^([0-9]{12})$|^arn:aws[a-z-]*:(?:iam|sts)::([0-9]{12}):")
 
 
 def principal_account(value: str) -> str | None:

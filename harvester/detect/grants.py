@@ -31,7 +31,7 @@ WILDCARD_BINDING = DetectorSpec(
     ),
     severity=Severity.high,
     tactics=("TA0004", "TA0003"),
-    techniques=("T1098",),
+    techniques=("T1098.006",),
     sources=frozenset(("eks",)),
     kind="rule",
     dedup_window=timedelta(hours=24),

@@ -27,7 +27,18 @@ from itertools import zip_longest
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -202,15 +213,22 @@ def _as_stored(anomaly: Anomaly) -> Anomaly:
 
 
 def save_anomalies(
-    session: Session, anomalies: Sequence[Anomaly], *, clock: Clock, evidence_cap: int = 20
+    session: Session,
+    anomalies: Sequence[Anomaly],
+    *,
+    clock: Clock,
+    evidence_cap: int = 20,
+    inserted: set[str] | None = None,
 ) -> list[Anomaly]:
     """Upsert anomalies by dedup key; returns them as stored (merged with earlier sightings).
 
     Three statements at most, however many anomalies: lock and read those already stored,
     insert the others (one executemany, pipelined by psycopg), update the merged ones (one
     executemany). Should another transaction store one of the new ones first, it is read and
-    merged like those found at the start.
+    merged like those found at the start. ``inserted``, when given, receives the dedup keys
+    this call stored for the first time (the new anomalies, not repeats merged into one).
     """
+    inserted = set() if inserted is None else inserted
     merged: dict[str, Anomaly] = {}
     for anomaly in anomalies:
         old = merged.get(anomaly.dedup_key)
@@ -232,6 +250,7 @@ def save_anomalies(
             if ours and old == _as_stored(mine):
                 # Inserted by this call (or the very same anomaly, by a concurrent redo).
                 stored[row.dedup_key] = mine
+                inserted.add(row.dedup_key)
                 continue
             new = merge_anomaly(old, mine, cap=evidence_cap)
             stored[row.dedup_key] = new
@@ -261,6 +280,7 @@ def save_anomalies(
         )
         if getattr(result, "rowcount", -1) == len(fresh):
             stored.update((key, merged[key]) for key in fresh)
+            inserted.update(fresh)
         else:
             merge(locked(fresh), ours=True)
     if updates:
@@ -305,12 +325,18 @@ def _anomaly_query(
         query = query.where(AnomalyRecord.account_id == account)
     if detector:
         if "*" in detector:
-            query = query.where(AnomalyRecord.detector.like(detector.replace("*", "%")))
+            query = query.where(detector_matches(detector))
         else:
             query = query.where(AnomalyRecord.detector == detector)
     if status:
         query = query.where(AnomalyRecord.status == status)
     return query
+
+
+def detector_matches(pattern: str) -> ColumnElement[bool]:
+    """A detector filter where ``*`` is the only wildcard (``_`` and ``%`` mean themselves)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return AnomalyRecord.detector.like(escaped.replace("*", "%"), escape="\\")
 
 
 def list_anomalies(
@@ -336,7 +362,10 @@ def _by_id(session: Session, model: type[Any], prefix: str, what: str) -> Any:
     if record is not None:
         return record
     # Ids are long; like git, accept any unambiguous beginning.
-    found = session.scalars(select(model).where(model.id.startswith(prefix)).limit(2)).all()
+    # autoescape: an id never holds _ or %, but a typed prefix might, and LIKE reads them as
+    # wildcards ("a_" would match "ab...").
+    query = select(model).where(model.id.startswith(prefix, autoescape=True)).limit(2)
+    found = session.scalars(query).all()
     if len(found) == 1:
         return found[0]
     if not found:
@@ -842,6 +871,9 @@ class StoreSummary:
     # Identities of the anomalies stored, for ``correlate_pending`` when correlation is
     # left to a periodic task (sorted, without repeats).
     identities: tuple[str, ...] = ()
+    # (detector, severity) of each anomaly this batch stored for the first time: repeats
+    # folded into an existing anomaly are not here (``harvester_anomalies_total``).
+    new: tuple[tuple[str, str], ...] = ()
 
 
 def score_and_store(
@@ -873,8 +905,13 @@ def score_and_store(
         suppressions = active_suppressions(session, now=clock())
     result = scorer.score(events, suppressions=suppressions, owner=owner)
     try:
+        inserted: set[str] = set()
         stored = save_anomalies(
-            session, result.anomalies, clock=clock, evidence_cap=scorer.config.evidence_cap
+            session,
+            result.anomalies,
+            clock=clock,
+            evidence_cap=scorer.config.evidence_cap,
+            inserted=inserted,
         )
         identities = tuple(sorted({a.identity for a in stored if a.identity}))
         incidents = (
@@ -898,4 +935,5 @@ def score_and_store(
         incidents=len(incidents),
         errors=result.errors,
         identities=identities,
+        new=tuple((a.detector, a.severity.value) for a in stored if a.dedup_key in inserted),
     )

@@ -383,12 +383,17 @@ class LocalTrailStore:
         return tail
 
     def path(self, key: str) -> Path | None:
+        """The file for ``key`` inside the local copy; None for a key that would leave it.
+
+        Keys come from digests, which anyone who can write the copy can edit: a ``..`` in a
+        log file's key must not make ``verify`` read (and hash) files outside the copy.
+        """
         tail = _tail(key)
-        if tail is None:
+        if tail is None or ".." in tail.split("/"):
             return None
         for tree in self._trees or [self.root]:
             candidate = tree / tail
-            if candidate.is_file():
+            if candidate.is_file() and candidate.resolve().is_relative_to(tree.resolve()):
                 return candidate
         return None
 

@@ -95,7 +95,7 @@ def source_label(source: Source) -> str:
 def find_source(session: Session, ref: str) -> Source:
     """Find a source by id (``7``), account (``111111111111``) or ``account/cluster``."""
     ref = ref.strip()
-    if ref.isdigit() and len(ref) != 12:
+    if ref.isascii() and ref.isdigit() and len(ref) != 12:
         source = session.get(Source, int(ref))
         if source is None:
             raise NotFound(f"no source with id {ref} (see: harvester sources list)")
@@ -149,6 +149,11 @@ def account_spec(account: Account, sources: list[Source]) -> AccountSpec:
         cloudtrail=cloudtrail,
         clusters=tuple(sorted(clusters, key=lambda c: c.name)),
     )
+
+
+def external_ids(session: Session) -> dict[str, str]:
+    """Each role's stored external ID, by role name (to resolve an export's masked ones)."""
+    return {r.name: r.external_id for r in list_roles(session) if r.external_id}
 
 
 def export_inventory(session: Session) -> InventorySpec:

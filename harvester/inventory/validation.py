@@ -15,15 +15,15 @@ import botocore.loaders
 PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
 AUTHENTICATION_MODES = ("instance-profile", "access-keys")
 
-_ACCOUNT_ID = re.compile(r"\d{12}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 _ROLE_ARN = re.compile(
-    r"arn:(?P<partition>[a-z-]+):iam::(?P<account>\d{12}):role/"
-    r"(?P<path>(?:[\x21-\x7e]+/)*)(?P<name>[\w+=,.@-]{1,64})"
+    r"arn:(?P<partition>[a-z-]+):iam::(?P<account>[0-9]{12}):role/"
+    r"(?P<path>(?:[\x21-\x7e]+/)*)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
 )
 _CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
-_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9_+=,.@:/-]{2,1224}")
+_SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
 _ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.@+=,-]{0,127}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from harvester.crypto import mask
 from harvester.durations import format_duration, parse_duration
 from harvester.inventory import validation as v
 from harvester.inventory.spec import (
@@ -25,6 +26,8 @@ from harvester.inventory.spec import (
     default_cloudtrail_prefix,
 )
 
+# How mask() starts; never part of a valid external ID, so a masked value cannot be a real one.
+MASK_MARK = "****"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 ROLE_KEYS = {
@@ -66,6 +69,15 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
     mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if str(key) in mapping:
+            # YAML itself lets the last one win; in an inventory that silently drops a setting.
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {str(key)!r} (first on line {mapping.key_lines[str(key)]}): "
+                "keep one of them",
+                key_node.start_mark,
+            )
         mapping[str(key)] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[str(key)] = key_node.start_mark.line + 1
     return mapping
@@ -75,9 +87,12 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 
 class _Reader:
-    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, path: str, environ: Mapping[str, str], stored_external_ids: Mapping[str, str]
+    ) -> None:
         self.path = path
         self.environ = environ
+        self.stored_external_ids = stored_external_ids
 
     def fail(self, node: Any, key: str | None, message: str) -> InventoryFileError:
         line = None
@@ -136,9 +151,17 @@ class _Reader:
 
 
 def parse_inventory(
-    text: str, *, path: str = "<inventory>", environ: Mapping[str, str]
+    text: str,
+    *,
+    path: str = "<inventory>",
+    environ: Mapping[str, str],
+    stored_external_ids: Mapping[str, str] | None = None,
 ) -> InventorySpec:
-    """Parse and validate an inventory document; errors carry file, line and field."""
+    """Parse and validate an inventory document; errors carry file, line and field.
+
+    ``stored_external_ids`` (role name to external ID) resolves the masked external IDs an
+    export writes (``****1234``), so an exported file applies as "no change".
+    """
     try:
         doc = yaml.load(text, Loader=_Loader)  # noqa: S506  _Loader is a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -147,7 +170,7 @@ def parse_inventory(
     if doc is None:
         doc = _Located()
         doc.line, doc.key_lines = 1, {}
-    r = _Reader(path, environ)
+    r = _Reader(path, environ, stored_external_ids or {})
     doc = r.mapping(doc, "inventory", {"roles", "accounts"})
     roles = tuple(
         _read_role(r, node, f"roles[{i}]") for i, node in enumerate(_list(r, doc, "roles"))
@@ -169,7 +192,7 @@ def parse_inventory(
 def _line_of(doc: _Located, field: str) -> int | None:
     node: Any = doc
     line = doc.line
-    for part in re.findall(r"[A-Za-z_]+|\[\d+\]", field):
+    for part in re.findall(r"[A-Za-z_]+|\[[0-9]+\]", field):
         if part.startswith("["):
             index = int(part[1:-1])
             if not isinstance(node, list) or index >= len(node):
@@ -195,14 +218,15 @@ def _read_role(r: _Reader, raw: Any, where: str) -> RoleSpec:
     node = r.mapping(raw, where, ROLE_KEYS)
     s = r.string
     partition = s(node, "partition", where) or "aws"
+    name = s(node, "name", where, required=True) or ""
     spec = RoleSpec(
-        name=s(node, "name", where, required=True) or "",
+        name=name,
         role_arn=s(node, "role_arn", where),
         session_name=s(node, "session_name", where) or "audit-harvester",
         partition=partition,
         authentication=s(node, "authentication", where) or "instance-profile",
         via_role_arn=s(node, "via_role_arn", where),
-        external_id=s(node, "external_id", where),
+        external_id=_external_id(r, node, where, name),
         access_key_id=s(node, "access_key_id", where),
         secret_access_key=s(node, "secret_access_key", where),
     )
@@ -210,6 +234,22 @@ def _read_role(r: _Reader, raw: Any, where: str) -> RoleSpec:
         return spec.validate(where)
     except v.InvalidValue as exc:
         raise r.fail(node, exc.field.rsplit(".", 1)[-1], str(exc)) from None
+
+
+def _external_id(r: _Reader, node: _Located, where: str, role: str) -> str | None:
+    """The role's external ID; a masked one (from an export) stands for the stored one."""
+    value = r.string(node, "external_id", where)
+    if value is None or not value.startswith(MASK_MARK):
+        return value
+    stored = r.stored_external_ids.get(role)
+    if stored is None or mask(stored) != value:
+        raise r.fail(
+            node,
+            "external_id",
+            f"{where}.external_id: {value!r} is a masked external ID (as an export writes it) "
+            f"but role {role!r} has no stored external ID ending that way: write it in full",
+        )
+    return stored
 
 
 def _read_account(r: _Reader, raw: Any, where: str, role_partitions: dict[str, str]) -> AccountSpec:
@@ -276,12 +316,29 @@ def _wrap(where: str, node: _Located) -> _Located:
     return doc
 
 
-def load_inventory(path: Path, *, environ: Mapping[str, str]) -> InventorySpec:
+def load_inventory(
+    path: Path,
+    *,
+    environ: Mapping[str, str],
+    stored_external_ids: Mapping[str, str] | None = None,
+) -> InventorySpec:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise InventoryFileError(str(path), None, f"cannot read: {exc.strerror}") from None
-    return parse_inventory(text, path=str(path), environ=environ)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InventoryFileError(
+            str(path),
+            line,
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): "
+            "save the file as UTF-8",
+        ) from None
+    return parse_inventory(
+        text, path=str(path), environ=environ, stored_external_ids=stored_external_ids
+    )
 
 
 def dump_inventory(spec: InventorySpec) -> str:
@@ -297,7 +354,8 @@ def dump_inventory(spec: InventorySpec) -> str:
         if role.via_role_arn:
             item["via_role_arn"] = role.via_role_arn
         if role.external_id:
-            item["external_id"] = role.external_id
+            # Masked as everywhere else; apply reads the mask back as the stored value.
+            item["external_id"] = mask(role.external_id)
         if role.access_key_id:
             item["access_key_id"] = role.access_key_id
         roles.append(item)
@@ -331,7 +389,8 @@ def dump_inventory(spec: InventorySpec) -> str:
         accounts.append(a)
     header = (
         "# audit-harvester inventory, exported. Secret access keys are omitted: an apply keeps\n"
-        "# the stored secret when a role's secret_access_key is absent.\n"
+        "# the stored secret when a role's secret_access_key is absent. External IDs are\n"
+        "# masked (****1234): an apply reads a mask as the stored external ID it matches.\n"
     )
     body = yaml.safe_dump({"roles": roles, "accounts": accounts}, sort_keys=False, width=100)
     return header + body

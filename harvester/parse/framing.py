@@ -64,7 +64,7 @@ _STRUCTURAL = re.compile(rb"(?:" + _ATOM + b"|" + _STRING + rb')*+(?:([{}\[\]])|
 _SCALAR = re.compile(_STRING + rb'|[^,:{}\[\]" \t\r\n]++', re.DOTALL)
 _FIRST_KEY = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\]++|\\.)*+"[ \t\r\n]*:', re.DOTALL)
 _SEPARATOR_GAP = re.compile(rb"[ \t\r\n]*,?[ \t\r\n]*")
-_BYTE_POSITION = re.compile(r"\(byte (\d+)\)")
+_BYTE_POSITION = re.compile(r"\(byte ([0-9]+)\)")
 _PAIRS = {ord("}"): ord("{"), ord("]"): ord("[")}
 _OPENERS = frozenset(b"{[")
 

@@ -18,9 +18,9 @@ from harvester.sources.layouts import (
 )
 from harvester.sources.listing import PAGE_SIZE, Lister, ListPage, iter_prefixes
 
-_ACCOUNT = re.compile(r"\d{12}")
+_ACCOUNT = re.compile(r"[0-9]{12}")
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _CLUSTER = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
 
 

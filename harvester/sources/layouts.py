@@ -22,11 +22,11 @@ from enum import StrEnum
 AWSLOGS = "AWSLogs/"
 EKSLOGS = "EKSLogs/"
 
-_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"
-_ACCOUNT = r"\d{12}"
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"
+_ACCOUNT = r"[0-9]{12}"
 _ORG = r"o-[a-z0-9]{10,32}"
 _CLUSTER = r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}"
-_DAY = r"(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})"
+_DAY = r"(?P<y>[0-9]{4})/(?P<m>[0-9]{2})/(?P<d>[0-9]{2})"
 
 _CLOUDTRAIL_KEY = re.compile(
     rf"(?P<prefix>(?:.+/)?)AWSLogs/(?:(?P<org>{_ORG})/)?(?P<account>{_ACCOUNT})/"
@@ -35,23 +35,23 @@ _CLOUDTRAIL_KEY = re.compile(
 )
 _LOG_NAME = re.compile(
     rf"(?P<account>{_ACCOUNT})_CloudTrail_(?P<region>{_REGION})_"
-    r"(?P<stamp>\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json\.gz"
+    r"(?P<stamp>[0-9]{8}T[0-9]{4}Z)_[A-Za-z0-9]+\.json\.gz"
 )
 _INSIGHT_NAME = re.compile(
     rf"(?P<account>{_ACCOUNT})_CloudTrail-Insight_(?P<region>{_REGION})_"
-    r"(?P<stamp>\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json\.gz"
+    r"(?P<stamp>[0-9]{8}T[0-9]{4}Z)_[A-Za-z0-9]+\.json\.gz"
 )
 # The trail name may itself contain underscores, hence the anchored regions around it.
 _DIGEST_NAME = re.compile(
     rf"(?P<account>{_ACCOUNT})_CloudTrail-Digest_(?P<region>{_REGION})_(?P<trail>[A-Za-z0-9._-]+)_"
-    rf"(?P<region2>{_REGION})_(?P<stamp>\d{{8}}T\d{{6}}Z)(?P<backfill>_backfill)?\.json\.gz"
+    rf"(?P<region2>{_REGION})_(?P<stamp>[0-9]{{8}}T[0-9]{{6}}Z)(?P<backfill>_backfill)?\.json\.gz"
 )
 _EKS_KEY = re.compile(
     rf"(?P<prefix>(?:.+/)?)EKSLogs/(?P<account>{_ACCOUNT})/(?P<cluster>{_CLUSTER})/"
-    rf"{_DAY}/(?P<h>\d{{2}})/(?P<name>[^/]+)"
+    rf"{_DAY}/(?P<h>[0-9]{{2}})/(?P<name>[^/]+)"
 )
 # Firehose's default object name: <stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>.
-_FIREHOSE_STAMP = re.compile(r"-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-")
+_FIREHOSE_STAMP = re.compile(r"-([0-9]{4})-([0-9]{2})-([0-9]{2})-([0-9]{2})-([0-9]{2})-([0-9]{2})-")
 
 _ACCOUNT_ROOT = re.compile(
     rf"(?P<prefix>(?:.+/)?)AWSLogs/(?:(?P<org>{_ORG})/)?(?:(?P<account>{_ACCOUNT})/"

@@ -299,7 +299,7 @@ def parse_anomaly_filter(raw: AnomalyFilterInput, *, now: datetime) -> AnomalyFi
         errors["until"] = "the end of the window is before its start"
     limit = 200
     if raw.limit:
-        if not raw.limit.isdigit() or not 1 <= int(raw.limit) <= 1000:
+        if not (raw.limit.isascii() and raw.limit.isdigit()) or not 1 <= int(raw.limit) <= 1000:
             errors["limit"] = "the limit is a number from 1 to 1000"
         else:
             limit = int(raw.limit)

@@ -19,7 +19,7 @@ from harvester.crypto import mask
 from harvester.db.anomaly_models import AnomalyRecord, IncidentAnomaly, IncidentRecord
 from harvester.db.models import ProcessedObject, Source
 from harvester.detect.model import Anomaly, Severity
-from harvester.detect.repository import anomaly_from_record
+from harvester.detect.repository import anomaly_from_record, detector_matches
 from harvester.inventory import service
 
 __all__ = [
@@ -269,7 +269,7 @@ def find_anomalies(session: Session, flt: AnomalyFilter) -> list[Anomaly]:
         query = query.where(AnomalyRecord.cluster == flt.cluster)
     if flt.detector:
         if "*" in flt.detector:
-            query = query.where(AnomalyRecord.detector.like(flt.detector.replace("*", "%")))
+            query = query.where(detector_matches(flt.detector))
         else:
             query = query.where(AnomalyRecord.detector == flt.detector)
     if flt.status:

@@ -77,5 +77,41 @@ def test_retries_end_only_where_the_work_has_another_home(
 ) -> None:
     task = make_task(max_retries=max_retries, retries=50)
     monkeypatch.setattr(task, "retry", _published)
-    with pytest.raises(RedisConnectionError if gives_up else Retry):
+    if gives_up:
+        assert task.run() == {"gave_up": True, "error": "Redis went away"}
+        return
+    with pytest.raises(Retry):
         task.run()
+
+
+def test_a_redis_failure_as_the_task_starts_is_retried_not_lost(
+    make_task: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delivery counter's Redis call fails once: the batch is retried, then runs."""
+    ran: list[str] = []
+    task = harvester_task(name="test.counts-deliveries", queue="score", max_retries=None)(
+        lambda: ran.append("ran") or {"ok": True}
+    )
+    task.push_request(id="batch-1", retries=0)
+    redis = workers.app.runtime().redis
+    real_pipeline = redis.pipeline
+    failures = iter([RedisConnectionError("Redis went away as the task started")])
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "pipeline", pipeline)
+    monkeypatch.setattr(task, "retry", _published)
+    try:
+        with pytest.raises(Retry):
+            task.run()
+        assert ran == []
+        assert task.run() == {"ok": True}
+        assert ran == ["ran"]
+    finally:
+        task.pop_request()
+        workers.app.app.tasks.pop(task.name, None)
+        workers.app.TASK_QUEUES.pop(task.name, None)

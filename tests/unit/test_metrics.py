@@ -141,11 +141,8 @@ def _exercise_with_garbage() -> None:
     m.record_objects(weird, kind="arn:aws:iam::123456789012:role/x", seconds=0.5)
     m.record_source_run(SourceRunResult(7, "weird-status"), kind=None, seconds=1.0)
     m.record_source_run(SourceRunResult(7, "ok"), kind="eks", seconds=1.0)
-    anomalies = [
-        _Anomaly("aws.root-activity", Severity.high),
-        _Anomaly("10.0.0.1", "catastrophic"),
-    ]
-    m.record_score(StoreSummary(10, 2, 2, 0, 1, 1), 0.2, anomalies=anomalies)  # type: ignore[arg-type]
+    new = (("aws.root-activity", Severity.high.value), ("10.0.0.1", "catastrophic"))
+    m.record_score(StoreSummary(10, 2, 2, 0, 1, 1, new=new), 0.2)
     m.record_dispatch(DispatchResult(due=5, dispatched=4, busy=1), datetime.now(UTC), queue="nope")
     m.worker_process_started(["harvest", "celery"])
     m.record_beat_state(leader=True)
@@ -157,12 +154,6 @@ def _exercise_with_garbage() -> None:
         event_name="after-call-error.s3.DeleteBucket", exception=NoCredentialsError()
     )
     hooks["after-call-error"](event_name="after-call-error.frobnicator.Go", exception=ValueError())
-
-
-class _Anomaly:
-    def __init__(self, detector: str, severity: Any) -> None:
-        self.detector = detector
-        self.severity = severity
 
 
 def test_labels_take_values_from_fixed_sets_only() -> None:

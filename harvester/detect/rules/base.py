@@ -9,15 +9,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from harvester.detect.features import display_principal
+from harvester.detect.features import attempt_of, display_principal
 from harvester.detect.model import DetectorSpec, Hit, Severity, SourceKind
 from harvester.events import Event, payload
 
 __all__ = [
+    "Call",
     "Rule",
+    "RuleCatalog",
     "RuleConfig",
     "Subject",
+    "as_attempt",
+    "attempt_severity",
     "base_name",
+    "make_rule",
     "spec",
 ]
 
@@ -103,7 +108,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_VERSION_SUFFIX = re.compile(r"\d{8}(v\d+)?$")
+_VERSION_SUFFIX = re.compile(r"[0-9]{8}(v[0-9]+)?$")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,6 +136,81 @@ class Rule:
     failures: bool = False
     successes: bool = True
     tags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API call a table rule reports; ``when`` returns a detail, or None to pass."""
+
+    services: tuple[str, ...]
+    name: str
+    detail: str = ""
+    severity: Severity | None = None
+    when: Callable[[Subject], str | None] | None = None
+    routine: bool = False
+
+
+def attempt_severity(severity: Severity) -> Severity:
+    """An attempt weighs less than the deed: two steps down, never below low (low: info)."""
+    if severity.rank <= Severity.low.rank:
+        return Severity.info
+    return max(severity.raised(-2), Severity.low, key=lambda s: s.rank)
+
+
+def as_attempt(hit: Hit, detector: DetectorSpec, event: Event, kind: str) -> Hit:
+    """The hit a failed call makes: the same finding, lower, said to be an attempt.
+
+    The discriminator is kept, so an attempt and the success that follows it are one anomaly
+    (at the success's severity); the routine key is not, so refusals never teach the engine
+    that the deed itself is routine.
+    """
+    code = event.outcome.error_code or "an error"
+    hit.summary = f"{hit.summary}; the call failed with {code} ({kind}): an attempt"
+    hit.severity = attempt_severity(hit.severity or detector.severity)
+    hit.score = None
+    hit.title = f"Attempt: {hit.title or detector.title}"
+    if hit.routine_key is not None:
+        hit.routine_key = f"attempt:{hit.routine_key}"
+    return hit
+
+
+def _with_attempts(detector: DetectorSpec, check: Check) -> Check:
+    """``check`` on successes, and on failures that were attempts (see ``attempt_of``)."""
+
+    def run(s: Subject, cfg: RuleConfig) -> Hit | None:
+        if s.event.outcome.success:
+            return check(s, cfg)
+        kind = attempt_of(s.event)
+        if kind is None:
+            return None
+        hit = check(s, cfg)
+        return None if hit is None else as_attempt(hit, detector, s.event, kind)
+
+    return run
+
+
+def make_rule(
+    detector: DetectorSpec,
+    check: Check,
+    *,
+    names: Iterable[str] | None = None,
+    resources: Iterable[str] | None = None,
+    failures: bool = False,
+    successes: bool = True,
+    attempts: bool = False,
+) -> Rule:
+    """A rule; with ``attempts``, failed calls that were attempts are checked too and reported
+    lower (for rules that do not look at failures themselves)."""
+    if attempts and not failures and successes:
+        check, failures = _with_attempts(detector, check), True
+    return Rule(
+        detector,
+        check,
+        names=frozenset(names) if names is not None else None,
+        resources=frozenset(resources) if resources is not None else None,
+        failures=failures,
+        successes=successes,
+    )
 
 
 def spec(
@@ -165,7 +245,9 @@ class RuleCatalog:
     """One source's rules: ``spec`` declares a detector, ``rule`` registers its check.
 
     The CloudTrail and Kubernetes rule modules each make one, so declaring and registering
-    works the same way for both.
+    works the same way for both. CloudTrail rules indexed by event name report attempts (a
+    high-risk call that failed, see ``attempt_of``) unless they ask for failures themselves
+    or opt out with ``attempts=False``.
     """
 
     def __init__(self, source: SourceKind) -> None:
@@ -202,18 +284,68 @@ class RuleCatalog:
         resources: Iterable[str] | None = None,
         failures: bool = False,
         successes: bool = True,
+        attempts: bool = True,
     ) -> Callable[[Check], Check]:
         def register(check: Check) -> Check:
-            self.rules.append(
-                Rule(
-                    detector,
-                    check,
-                    names=frozenset(names) if names is not None else None,
-                    resources=frozenset(resources) if resources is not None else None,
-                    failures=failures,
-                    successes=successes,
-                )
+            self.add(
+                detector,
+                check,
+                names=names,
+                resources=resources,
+                failures=failures,
+                successes=successes,
+                attempts=attempts,
             )
             return check
 
         return register
+
+    def add(
+        self,
+        detector: DetectorSpec,
+        check: Check,
+        *,
+        names: Iterable[str] | None = None,
+        resources: Iterable[str] | None = None,
+        failures: bool = False,
+        successes: bool = True,
+        attempts: bool = True,
+    ) -> Rule:
+        made = make_rule(
+            detector,
+            check,
+            names=names,
+            resources=resources,
+            failures=failures,
+            successes=successes,
+            attempts=attempts and self.source == "cloudtrail" and names is not None,
+        )
+        self.rules.append(made)
+        return made
+
+    def table(self, detector: DetectorSpec, calls: Iterable[Call]) -> Rule:
+        """Register a rule from a table of calls: "declare, then run" at its plainest."""
+        index: dict[tuple[str, str], Call] = {}
+        for call in calls:
+            for service in call.services:
+                index[(service, call.name)] = call
+
+        def check(s: Subject, cfg: RuleConfig) -> Hit | None:
+            action = s.event.action
+            name = base_name(action.name)
+            call = index.get((action.service, name))
+            if call is None:
+                return None
+            detail = call.detail
+            if call.when is not None:
+                found = call.when(s)
+                if found is None:
+                    return None
+                detail = found
+            return Hit(
+                summary=s.called(detail.strip()),
+                severity=call.severity,
+                routine_key=f"{action.service}:{name}" if call.routine else None,
+            )
+
+        return self.add(detector, check, names=[name for _, name in index])

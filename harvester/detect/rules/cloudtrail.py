@@ -7,10 +7,8 @@ accounts and trail buckets come in through ``RuleConfig``.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from harvester.detect.features import (
@@ -26,8 +24,25 @@ from harvester.detect.features import (
     principal_account,
     ua_family,
 )
-from harvester.detect.model import DetectorSpec, Hit, Severity
-from harvester.detect.rules.base import Rule, RuleCatalog, RuleConfig, Subject, base_name
+from harvester.detect.model import Hit, Severity
+from harvester.detect.rules.base import Call, Rule, RuleCatalog, RuleConfig, Subject, base_name
+from harvester.detect.rules.params import (
+    ALL_PORTS,
+    Network,
+    PortRange,
+    broad_network,
+    covers,
+    dig,
+    every_port,
+    falsy,
+    internet_network,
+    items,
+    network,
+    pick,
+    port_range,
+    port_text,
+    truthy,
+)
 
 __all__ = ["RULES"]
 
@@ -38,77 +53,7 @@ _spec = _CATALOG.spec
 rule = _CATALOG.rule
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One API call a table rule reports; ``when`` returns a detail, or None to pass."""
-
-    services: tuple[str, ...]
-    name: str
-    detail: str = ""
-    severity: Severity | None = None
-    when: Callable[[Subject], str | None] | None = None
-    routine: bool = False
-
-
-def table_rule(detector: DetectorSpec, calls: Iterable[Call], *, failures: bool = False) -> None:
-    """Register a rule from a table of calls: "declare, then run" at its plainest."""
-    index: dict[tuple[str, str], Call] = {}
-    for call in calls:
-        for service in call.services:
-            index[(service, call.name)] = call
-
-    def check(s: Subject, cfg: RuleConfig) -> Hit | None:
-        action = s.event.action
-        name = base_name(action.name)
-        call = index.get((action.service, name))
-        if call is None:
-            return None
-        detail = call.detail
-        if call.when is not None:
-            found = call.when(s)
-            if found is None:
-                return None
-            detail = found
-        severity = call.severity
-        if not s.event.outcome.success:
-            severity = Severity.low
-            detail = f"{detail} (attempt refused: {s.event.outcome.error_code or 'failed'})"
-        return Hit(
-            summary=s.called(detail.strip()),
-            severity=severity,
-            routine_key=f"{action.service}:{name}" if call.routine else None,
-        )
-
-    RULES.append(
-        Rule(detector, check, names=frozenset(name for _, name in index), failures=failures)
-    )
-
-
-def _false(value: Any) -> bool:
-    return value is False or (isinstance(value, str) and value.lower() == "false")
-
-
-def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _dig(data: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _items(data: Any) -> list[Any]:
-    """EC2 wraps lists as {"items": [...]}; accept that, a list, or one value."""
-    if isinstance(data, dict) and "items" in data:
-        return as_list(data.get("items"))
-    return as_list(data)
+table_rule = _CATALOG.table
 
 
 # --- root -----------------------------------------------------------------------------------
@@ -126,6 +71,26 @@ ROOT_ACTIVITY = _spec(
 )
 
 
+# Tasks that AWS lets only the root user do, or that the console does for it: the reasons
+# to use root at all (https://docs.aws.amazon.com/IAM/latest/UserGuide/root-user-tasks.html).
+_ROOT_TASK_SERVICES = frozenset(
+    {
+        "account",
+        "billing",
+        "billingconsole",
+        "ce",
+        "consolidatedbilling",
+        "freetier",
+        "invoicing",
+        "payments",
+        "support",
+        "supportplans",
+        "tax",
+    }
+)
+_ROOT_TASK_NAMES = frozenset({"CreateServiceLinkedRole", "PasswordUpdated", "CheckMfa"})
+
+
 @rule(ROOT_ACTIVITY, failures=True)
 def _root_activity(s: Subject, cfg: RuleConfig) -> Hit | None:
     p = s.event.principal
@@ -136,9 +101,29 @@ def _root_activity(s: Subject, cfg: RuleConfig) -> Hit | None:
         if not s.event.outcome.success:
             return None  # aws.root-console-login-failed reports these
         mfa = "with MFA" if p.mfa else "without MFA" if p.mfa is False else ""
-        return Hit(summary=f"the root user of {s.event.account} signed in {mfa}{s.where}")
+        return Hit(
+            summary=f"the root user of {s.event.account} signed in {mfa}{s.where}",
+            # A password alone opens an account with no policy to stop it.
+            severity=Severity.high if p.mfa is False else Severity.medium,
+        )
     if not s.event.outcome.success:
-        return Hit(summary=s.called("and was refused"), severity=Severity.medium)
+        return Hit(
+            summary=s.called("and was refused"),
+            context="An attempt: the call failed.",
+            severity=Severity.low,
+        )
+    if s.event.action.service in _ROOT_TASK_SERVICES or name in _ROOT_TASK_NAMES:
+        return Hit(
+            summary=s.called(),
+            context="An account task that needs the root user; its sign-in is reported on its own.",
+            severity=Severity.low,
+        )
+    if s.event.read_only:
+        return Hit(
+            summary=s.called(),
+            context="A read: the root user's writes and its sign-in are reported higher.",
+            severity=Severity.low,
+        )
     return Hit(summary=s.called())
 
 
@@ -196,7 +181,7 @@ LOGIN_NO_MFA = _spec(
 )
 
 
-@rule(LOGIN_NO_MFA, names=["ConsoleLogin"])
+@rule(LOGIN_NO_MFA, names=["ConsoleLogin"], attempts=False)
 def _login_no_mfa(s: Subject, cfg: RuleConfig) -> Hit | None:
     p = s.event.principal
     if p.type not in ("iam_user", "root") or p.mfa is not False:
@@ -211,7 +196,7 @@ FEDERATION_TOKEN = _spec(
     title="Console sign-in token minted by a script",
     severity=Severity.medium,
     tactics=["TA0008", "TA0001"],
-    techniques=["T1550.001"],
+    techniques=["T1550.001", "T1021.007"],
     description=(
         "GetSigninToken turns API credentials into a console session. Outside the SSO portal it is"
         " how stolen keys are taken to the console."
@@ -296,11 +281,11 @@ def _cloudtrail_impaired(s: Subject, cfg: RuleConfig) -> Hit | None:
     if name == "UpdateTrail":
         changes = []
         p = s.params
-        if _false(p.get("isMultiRegionTrail")):
+        if falsy(p.get("isMultiRegionTrail")):
             changes.append("made it single-region")
-        if _false(p.get("includeGlobalServiceEvents")):
+        if falsy(p.get("includeGlobalServiceEvents")):
             changes.append("dropped global service events")
-        if _false(p.get("enableLogFileValidation")):
+        if falsy(p.get("enableLogFileValidation")):
             changes.append("turned off log file validation")
         if p.get("s3BucketName"):
             changes.append(f"sent its logs to bucket {p['s3BucketName']}")
@@ -311,7 +296,7 @@ def _cloudtrail_impaired(s: Subject, cfg: RuleConfig) -> Hit | None:
     for selector in as_list(s.params.get("eventSelectors")):
         if not isinstance(selector, dict):
             continue
-        if _false(selector.get("includeManagementEvents")):
+        if falsy(selector.get("includeManagementEvents")):
             reduced.append("management events excluded")
         if str(selector.get("readWriteType", "All")) != "All":
             reduced.append(f"only {selector.get('readWriteType')} events kept")
@@ -342,12 +327,12 @@ def _short_lifecycle(s: Subject, cfg: RuleConfig) -> Hit | None:
     bucket = str(s.params.get("bucketName") or "")
     config = s.params.get("LifecycleConfiguration") or {}
     shortest: int | None = None
-    for lifecycle_rule in as_list(_dig(config, "Rule")):
+    for lifecycle_rule in as_list(dig(config, "Rule")):
         if not isinstance(lifecycle_rule, dict) or lifecycle_rule.get("Status") == "Disabled":
             continue
         for days in (
-            _dig(lifecycle_rule, "Expiration", "Days"),
-            _dig(lifecycle_rule, "NoncurrentVersionExpiration", "NoncurrentDays"),
+            dig(lifecycle_rule, "Expiration", "Days"),
+            dig(lifecycle_rule, "NoncurrentVersionExpiration", "NoncurrentDays"),
         ):
             try:
                 value = int(days) if days is not None else None
@@ -370,7 +355,7 @@ def _short_lifecycle(s: Subject, cfg: RuleConfig) -> Hit | None:
 
 
 def _detector_disabled(s: Subject) -> str | None:
-    return "disabling the detector" if _false(s.params.get("enable")) else None
+    return "disabling the detector" if falsy(s.params.get("enable")) else None
 
 
 def _archive_filter(s: Subject) -> str | None:
@@ -381,7 +366,7 @@ def _archive_filter(s: Subject) -> str | None:
 def _trusted_ips(s: Subject) -> str | None:
     return (
         "activating a trusted IP list (no findings from it)"
-        if _true(s.params.get("activate"))
+        if truthy(s.params.get("activate"))
         else None
     )
 
@@ -445,7 +430,7 @@ def _macie_session(s: Subject) -> str | None:
 
 
 def _workflow_suppressed(s: Subject) -> str | None:
-    status = str(_dig(s.params, "Workflow", "Status") or "").upper()
+    status = str(dig(s.params, "Workflow", "Status") or "").upper()
     return f"marking findings {status}" if status == "SUPPRESSED" else None
 
 
@@ -508,8 +493,8 @@ table_rule(
 
 def _cluster_logging_off(s: Subject) -> str | None:
     off: list[str] = []
-    for entry in as_list(_dig(s.params, "logging", "clusterLogging")):
-        if isinstance(entry, dict) and _false(entry.get("enabled")):
+    for entry in as_list(dig(s.params, "logging", "clusterLogging")):
+        if isinstance(entry, dict) and falsy(entry.get("enabled")):
             off.extend(str(t) for t in as_list(entry.get("types")))
     return f"turning off cluster logs {sorted(off)}" if off else None
 
@@ -522,8 +507,8 @@ table_rule(
         tactics=["TA0005"],
         techniques=["T1562.001"],
         description=(
-            "A web ACL was detached, default EBS encryption turned off, model invocation logging "
-            "or guardrails deleted, EKS control plane logs turned off, alarms or log subscriptions"
+            "A web ACL was detached, default EBS encryption turned off, model guardrails deleted,"
+            " EKS control plane logs turned off, alarms or log subscriptions"
             " removed."
         ),
     ),
@@ -531,7 +516,6 @@ table_rule(
         Call(("wafv2", "waf-regional", "waf"), "DisassociateWebACL", severity=Severity.high),
         Call(("wafv2", "waf-regional", "waf"), "DeleteWebACL"),
         Call(("ec2",), "DisableEbsEncryptionByDefault"),
-        Call(("bedrock",), "DeleteModelInvocationLoggingConfiguration"),
         Call(("bedrock",), "DeleteGuardrail"),
         Call(("bedrock",), "UpdateGuardrail", severity=Severity.low, routine=True),
         Call(("eks",), "UpdateClusterConfig", severity=Severity.high, when=_cluster_logging_off),
@@ -592,7 +576,7 @@ table_rule(
 def _deletion_protection(s: Subject) -> str | None:
     p = s.params
     found = []
-    if _false(p.get("deletionProtection")):
+    if falsy(p.get("deletionProtection")):
         found.append("turning off deletion protection")
     if str(p.get("backupRetentionPeriod", "")) == "0":
         found.append("turning off automated backups")
@@ -603,7 +587,7 @@ def _deletion_protection(s: Subject) -> str | None:
 def _db_deleted(s: Subject) -> str | None:
     p = s.params
     target = p.get("dBInstanceIdentifier") or p.get("dBClusterIdentifier") or "?"
-    if _true(p.get("skipFinalSnapshot")):
+    if truthy(p.get("skipFinalSnapshot")):
         return f"deleting {target} without a final snapshot"
     return f"deleting {target}"
 
@@ -635,8 +619,8 @@ table_rule(
             "UpdateContinuousBackups",
             when=lambda s: (
                 "turning off point-in-time recovery"
-                if _false(
-                    _dig(s.params, "pointInTimeRecoverySpecification", "pointInTimeRecoveryEnabled")
+                if falsy(
+                    dig(s.params, "pointInTimeRecoverySpecification", "pointInTimeRecoveryEnabled")
                 )
                 else None
             ),
@@ -749,7 +733,7 @@ table_rule(
 
 
 def _public_or_shared(s: Subject) -> str | None:
-    found = [k for k in ("includePublic", "includeShared") if _true(s.params.get(k))]
+    found = [k for k in ("includePublic", "includeShared") if truthy(s.params.get(k))]
     return (
         "listing " + " and ".join(found).replace("include", "").lower() + " snapshots"
         if (found)
@@ -816,16 +800,12 @@ LEAVE_ORG = _spec(
 @rule(
     LEAVE_ORG,
     names=["LeaveOrganization", "RemoveAccountFromOrganization", "DeleteOrganization"],
-    failures=True,
 )
 def _leave_org(s: Subject, cfg: RuleConfig) -> Hit | None:
     if s.event.action.service != "organizations":
         return None
     target = s.params.get("accountId")
-    detail = f"for account {target}" if target else ""
-    if not s.event.outcome.success:
-        return Hit(summary=s.called(f"{detail} and was refused"), severity=Severity.medium)
-    return Hit(summary=s.called(detail))
+    return Hit(summary=s.called(f"for account {target}" if target else ""))
 
 
 ENABLE_REGION = _spec(
@@ -850,11 +830,19 @@ def _enable_region(s: Subject, cfg: RuleConfig) -> Hit | None:
 
 
 def _own_names(s: Subject) -> set[str]:
+    """The names a caller acts on itself by (IAM compares names without case)."""
     p = s.event.principal
-    names = {n for n in (p.session_name,) if n}
+    names = {n.casefold() for n in (p.session_name,) if n}
     if p.type == "iam_user" and p.name:
-        names.add(p.name)
+        names.add(p.name.casefold())
     return names
+
+
+def _other_user(s: Subject) -> str | None:
+    target = s.params.get("userName")
+    if not target or str(target).casefold() in _own_names(s):
+        return None
+    return str(target)
 
 
 KEY_FOR_OTHER = _spec(
@@ -872,10 +860,10 @@ KEY_FOR_OTHER = _spec(
 
 @rule(KEY_FOR_OTHER, names=["CreateAccessKey"])
 def _key_for_other(s: Subject, cfg: RuleConfig) -> Hit | None:
-    target = s.params.get("userName")
-    if not target or target in _own_names(s):
+    target = _other_user(s)
+    if target is None:
         return None
-    return Hit(summary=s.called(f"for user {target}"), discriminator=str(target))
+    return Hit(summary=s.called(f"for user {target}"), discriminator=target.casefold())
 
 
 LOGIN_PROFILE_FOR_OTHER = _spec(
@@ -893,10 +881,10 @@ LOGIN_PROFILE_FOR_OTHER = _spec(
 
 @rule(LOGIN_PROFILE_FOR_OTHER, names=["CreateLoginProfile", "UpdateLoginProfile"])
 def _login_profile(s: Subject, cfg: RuleConfig) -> Hit | None:
-    target = s.params.get("userName")
-    if not target or target in _own_names(s) or _true(s.params.get("passwordResetRequired")):
+    target = _other_user(s)
+    if target is None or truthy(s.params.get("passwordResetRequired")):
         return None
-    return Hit(summary=s.called(f"for user {target}"), discriminator=str(target))
+    return Hit(summary=s.called(f"for user {target}"), discriminator=target.casefold())
 
 
 TRUST_OPENED = _spec(
@@ -904,7 +892,7 @@ TRUST_OPENED = _spec(
     title="Role trust opened to another account or anyone",
     severity=Severity.high,
     tactics=["TA0003", "TA0004"],
-    techniques=["T1098.003"],
+    techniques=["T1098.003", "T1199"],
     description=(
         "A role's trust policy now lets a foreign account, or anyone, assume it (without an "
         "organization, account or source condition)."
@@ -929,7 +917,7 @@ def _trust_opened(s: Subject, cfg: RuleConfig) -> Hit | None:
     return None
 
 
-_ADMIN_POLICIES = frozenset(("AdministratorAccess", "IAMFullAccess"))
+_ADMIN_POLICIES = frozenset(("administratoraccess", "iamfullaccess"))
 
 ADMIN_GRANTED = _spec(
     "aws.iam-admin-granted",
@@ -965,12 +953,12 @@ def _admin_granted(s: Subject, cfg: RuleConfig) -> Hit | None:
     name = base_name(s.event.action.name)
     if name.startswith("Attach"):
         policy = str(p.get("policyArn") or "").rsplit("/", 1)[-1]
-        if policy not in _ADMIN_POLICIES:
+        if policy.casefold() not in _ADMIN_POLICIES:
             return None
         return Hit(summary=s.called(f"attaching {policy} to {target}"), discriminator=str(target))
     if not allows_everything(p.get("policyDocument")):
         return None
-    if name == "CreatePolicyVersion" and not _true(p.get("setAsDefault")):
+    if name == "CreatePolicyVersion" and not truthy(p.get("setAsDefault")):
         return None
     severity = Severity.medium if name == "CreatePolicy" else None
     return Hit(
@@ -1032,7 +1020,7 @@ IDP_CHANGED = _spec(
     title="SAML or OIDC identity provider changed",
     severity=Severity.medium,
     tactics=["TA0003", "TA0005"],
-    techniques=["T1484.002"],
+    techniques=["T1484.002", "T1556"],
     description=(
         "A federation trust was added, changed or removed: whoever controls the provider can mint "
         "sessions in the account."
@@ -1187,7 +1175,7 @@ def _lambda_permission(s: Subject, cfg: RuleConfig) -> Hit | None:
 
 
 def _is_account(value: str) -> bool:
-    return len(value) == 12 and value.isdigit()
+    return len(value) == 12 and value.isascii() and value.isdigit()
 
 
 SNAPSHOT_SHARED = _spec(
@@ -1218,7 +1206,7 @@ def _snapshot_shared(s: Subject, cfg: RuleConfig) -> Hit | None:
     added: list[str] = []
     if name in ("ModifySnapshotAttribute", "ModifyImageAttribute"):
         key = "createVolumePermission" if name == "ModifySnapshotAttribute" else "launchPermission"
-        for item in _items(_dig(p, key, "add")):
+        for item in items(dig(p, key, "add")):
             if not isinstance(item, dict):
                 continue
             if str(item.get("group", "")).lower() == "all":
@@ -1296,9 +1284,9 @@ def _public_acl(params: dict[str, Any]) -> bool:
     for key, value in params.items():
         if key.startswith("x-amz-grant") and any(g in str(value) for g in _PUBLIC_GROUPS):
             return True
-    grants = _dig(params, "AccessControlPolicy", "AccessControlList", "Grant")
+    grants = dig(params, "AccessControlPolicy", "AccessControlList", "Grant")
     for grant in as_list(grants):
-        uri = str(_dig(grant, "Grantee", "URI") or "")
+        uri = str(dig(grant, "Grantee", "URI") or "")
         if any(group in uri for group in _PUBLIC_GROUPS):
             return True
     return False
@@ -1389,17 +1377,17 @@ def _public_access_block(s: Subject, cfg: RuleConfig) -> Hit | None:
     config = s.params.get("PublicAccessBlockConfiguration")
     if not isinstance(config, dict):
         return None
-    off = [flag for flag in _BLOCK_FLAGS if _false(config.get(flag))]
+    off = [flag for flag in _BLOCK_FLAGS if falsy(config.get(flag))]
     if not off:
         return None
     return Hit(summary=s.called(f"for {scope}, turning off {', '.join(off)}"))
 
 
 def _publicly_accessible(s: Subject) -> str | None:
-    public = _true(s.params.get("publiclyAccessible"))
+    public = truthy(s.params.get("publiclyAccessible"))
     if not public and not base_name(s.event.action.name).startswith("Modify"):
         # A new or restored instance reports the setting it got, default or not.
-        public = _true(s.response.get("publiclyAccessible"))
+        public = truthy(s.response.get("publiclyAccessible"))
     if not public:
         return None
     target = (
@@ -1523,10 +1511,10 @@ def _bulk_secrets(s: Subject, cfg: RuleConfig) -> Hit | None:
     name = base_name(s.event.action.name)
     if name == "BatchGetSecretValue":
         return Hit(summary=s.called(), routine_key=name)
-    if not _true(s.params.get("withDecryption")):
+    if not truthy(s.params.get("withDecryption")):
         return None
     if name == "GetParametersByPath":
-        if not _true(s.params.get("recursive")):
+        if not truthy(s.params.get("recursive")):
             return None
         return Hit(
             summary=s.called(f"decrypting everything under {s.params.get('path', '?')}"),
@@ -1541,31 +1529,6 @@ def _bulk_secrets(s: Subject, cfg: RuleConfig) -> Hit | None:
 # --- network exposure ---------------------------------------------------------------------------
 
 
-def _cidr(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    try:
-        return ipaddress.ip_network(str(value).strip(), strict=False)
-    except ValueError:
-        return None
-
-
-def _world(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    # 0.0.0.0 with any prefix is someone meaning "everyone", whatever the mask says.
-    return int(network.network_address) == 0
-
-
-def _port_text(low: int | None, high: int | None, protocol: str) -> str:
-    if protocol in ("-1", "all") or low is None:
-        return "all ports"
-    return f"port {low}" if low == high else f"ports {low}-{high}"
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 SG_OPENED = _spec(
     "aws.network-opened-to-internet",
     title="Network access opened to the internet",
@@ -1573,16 +1536,63 @@ SG_OPENED = _spec(
     tactics=["TA0005", "TA0001"],
     techniques=["T1562.007", "T1133"],
     description=(
-        "A security group, network ACL or DB security group now admits 0.0.0.0/0 or ::/0 (or a "
-        "very broad range); SSH, RDP or all ports open to the world are the dangerous cases."
+        "A security group, network ACL or DB security group now admits the whole internet (any"
+        " /0 network, IPv4 or IPv6) or a very broad range; SSH, RDP or all ports open to the"
+        " world are the dangerous cases."
     ),
 )
+
+# (network, ports or None for "none a service listens on") of one rule a call adds.
+_Opening = tuple[Network, PortRange | None]
+
+
+def _permission_openings(perm: Any) -> list[_Opening]:
+    """The openings of one EC2 IpPermission (or SecurityGroupRuleRequest), whatever its casing."""
+    if not isinstance(perm, dict):
+        return []
+    ports = port_range(pick(perm, "ipProtocol"), pick(perm, "fromPort"), pick(perm, "toPort"))
+    found: list[_Opening] = []
+    cidrs = [pick(perm, "cidrIp", "cidrIpv4"), pick(perm, "cidrIpv6")]
+    for entry in items(pick(perm, "ipRanges")) + items(pick(perm, "ipv6Ranges")):
+        cidrs.append(pick(entry, "cidrIp", "cidrIpv6") if isinstance(entry, dict) else entry)
+    for cidr in cidrs:
+        net = network(cidr)
+        if net is not None:
+            found.append((net, ports))
+    return found
+
+
+def _ingress_openings(s: Subject, name: str) -> tuple[str, list[_Opening]] | None:
+    p = s.params
+    if name == "AuthorizeSecurityGroupIngress":
+        target = pick(p, "groupId", "groupName") or "?"
+        openings = _permission_openings(p)  # the older flat form: CidrIp, FromPort, …
+        for perm in items(pick(p, "ipPermissions")):
+            openings.extend(_permission_openings(perm))
+        return str(target), openings
+    if name == "ModifySecurityGroupRules":
+        request = pick(p, "ModifySecurityGroupRulesRequest") or p
+        target = pick(request, "groupId") or "?"
+        openings = []
+        for entry in items(pick(request, "securityGroupRule", "securityGroupRules")):
+            rule_request = pick(entry, "securityGroupRule") if isinstance(entry, dict) else None
+            openings.extend(_permission_openings(rule_request))
+        return str(target), openings
+    if name in ("CreateNetworkAclEntry", "ReplaceNetworkAclEntry"):
+        if truthy(pick(p, "egress")) or str(pick(p, "ruleAction") or "").lower() != "allow":
+            return None
+        net = network(pick(p, "cidrBlock", "ipv6CidrBlock"))
+        span = pick(p, "portRange")
+        ports = port_range(pick(p, "aclProtocol", "protocol"), dig(span, "from"), dig(span, "to"))
+        return str(pick(p, "networkAclId") or "?"), [] if net is None else [(net, ports)]
+    return None
 
 
 @rule(
     SG_OPENED,
     names=[
         "AuthorizeSecurityGroupIngress",
+        "ModifySecurityGroupRules",
         "CreateNetworkAclEntry",
         "ReplaceNetworkAclEntry",
         "AuthorizeDBSecurityGroupIngress",
@@ -1591,74 +1601,48 @@ SG_OPENED = _spec(
 def _sg_opened(s: Subject, cfg: RuleConfig) -> Hit | None:
     p = s.params
     name = base_name(s.event.action.name)
-    openings: list[
-        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int | None, int | None, str]
-    ] = []
-    if name == "AuthorizeSecurityGroupIngress":
-        target = p.get("groupId") or p.get("groupName") or "?"
-        for perm in _items(p.get("ipPermissions")):
-            if not isinstance(perm, dict):
-                continue
-            protocol = str(perm.get("ipProtocol", "")).lower()
-            low, high = _as_int(perm.get("fromPort")), _as_int(perm.get("toPort"))
-            for rng in _items(perm.get("ipRanges")) + _items(perm.get("ipv6Ranges")):
-                if isinstance(rng, dict):
-                    net = _cidr(rng.get("cidrIp") or rng.get("cidrIpv6"))
-                    if net is not None:
-                        openings.append((net, low, high, protocol))
-    elif name in ("CreateNetworkAclEntry", "ReplaceNetworkAclEntry"):
-        if _true(p.get("egress")) or str(p.get("ruleAction", "")).lower() != "allow":
-            return None
-        target = p.get("networkAclId") or "?"
-        net = _cidr(p.get("cidrBlock") or p.get("ipv6CidrBlock"))
-        port_range = _as_dict(p.get("portRange"))
-        if net is not None:
-            openings.append(
-                (
-                    net,
-                    _as_int(port_range.get("from")),
-                    _as_int(port_range.get("to")),
-                    str(p.get("aclProtocol", "")).lower(),
-                )
-            )
-    else:
-        target = p.get("dBSecurityGroupName") or "?"
-        net = _cidr(p.get("cIDRIP"))
+    acl = name.endswith("NetworkAclEntry")
+    if name == "AuthorizeDBSecurityGroupIngress":
+        target = str(pick(p, "dBSecurityGroupName") or "?")
+        net = network(pick(p, "cIDRIP"))
         if net is None:
-            group = p.get("eC2SecurityGroupId") or p.get("eC2SecurityGroupName")
+            group = pick(p, "eC2SecurityGroupId", "eC2SecurityGroupName")
             return Hit(
                 summary=s.called(f"letting security group {group} reach DB group {target}"),
                 severity=Severity.medium,
                 routine_key=f"{target}",
             )
-        openings.append((net, None, None, "all"))
+        openings: list[_Opening] = [(net, ALL_PORTS)]
+    else:
+        found = _ingress_openings(s, name)
+        if found is None:
+            return None
+        target, openings = found
     worst: tuple[int, Hit] | None = None
-    for net, low, high, protocol in openings:
-        ports = _port_text(low, high, protocol)
-        all_ports = protocol in ("-1", "all") or low is None or (low <= 0 and (high or 0) >= 65535)
-        admin = all_ports or any(
-            low is not None and high is not None and low <= port <= high for port in cfg.admin_ports
-        )
-        acl = name.endswith("NetworkAclEntry")
-        if _world(net):
+    for net, ports in openings:
+        if ports is None:
+            continue
+        text = port_text(ports)
+        admin = every_port(ports) or any(covers(ports, port) for port in cfg.admin_ports)
+        if internet_network(net):
             if admin:
                 rank, severity = 3, Severity.medium if acl else Severity.high
             else:
                 rank, severity = 1, Severity.low
-            text = f"opening {ports} of {target} to {net}"
-        elif net.prefixlen <= 8:
+            detail = f"opening {text} of {target} to the whole internet ({net})"
+        elif broad_network(net):
             rank, severity = 2, Severity.medium
-            text = f"opening {ports} of {target} to the very broad range {net}"
-        else:
-            if name != "AuthorizeDBSecurityGroupIngress":
-                continue
+            detail = f"opening {text} of {target} to the very broad range {net}"
+        elif name == "AuthorizeDBSecurityGroupIngress":
             rank, severity = 0, Severity.medium
-            text = f"opening DB security group {target} to {net}"
+            detail = f"opening DB security group {target} to {net}"
+        else:
+            continue
         hit = Hit(
-            summary=s.called(text),
+            summary=s.called(detail),
             severity=severity,
-            discriminator=str(target),
-            routine_key=f"{target}:{ports}" if rank <= 1 else None,
+            discriminator=target,
+            routine_key=f"{target}:{text}" if rank <= 1 else None,
         )
         if worst is None or rank > worst[0]:
             worst = (rank, hit)
@@ -1697,7 +1681,7 @@ USERDATA_CHANGED = _spec(
     title="Instance startup script changed",
     severity=Severity.high,
     tactics=["TA0003", "TA0002"],
-    techniques=["T1037", "T1059"],
+    techniques=["T1037", "T1059", "T1578.005"],
     description=("New user data runs as root the next time the instance starts."),
 )
 
@@ -1734,13 +1718,10 @@ TRAFFIC_MIRROR = _spec(
         "ModifyTrafficMirrorFilterNetworkServices",
         "DeleteTrafficMirrorTarget",
     ],
-    failures=True,
 )
 def _traffic_mirror(s: Subject, cfg: RuleConfig) -> Hit | None:
     if s.event.action.service != "ec2":
         return None
-    if not s.event.outcome.success:
-        return Hit(summary=s.called("and was refused"), severity=Severity.low)
     return Hit(summary=s.called())
 
 

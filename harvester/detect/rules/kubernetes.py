@@ -296,7 +296,7 @@ SYSTEM_NS_WORKLOAD = _spec(
     title="Workload created in a system namespace",
     severity=Severity.medium,
     tactics=["TA0005", "TA0003"],
-    techniques=["T1610", "T1036.005"],
+    techniques=["T1610", "T1036.005", "T1543.005"],
     description=(
         "A pod or workload appeared in kube-system or kube-public, where it blends in with the "
         "cluster's own components and usually runs with their rights."
@@ -386,7 +386,7 @@ ADMIN_BINDING = _spec(
     title="Binding to cluster-admin or another all-powerful role",
     severity=Severity.high,
     tactics=["TA0004", "TA0003"],
-    techniques=["T1098", "T1078.001"],
+    techniques=["T1098.006", "T1078.001"],
     description=(
         "A (Cluster)RoleBinding gives someone cluster-admin, a control-plane role, or membership "
         "of system:masters."
@@ -420,7 +420,7 @@ RISKY_ROLE = _spec(
     title="Role granting wildcard or dangerous permissions created",
     severity=Severity.high,
     tactics=["TA0004", "TA0003"],
-    techniques=["T1098"],
+    techniques=["T1098.006"],
     description=(
         "A new (Cluster)Role grants every verb or resource (*), nodes/proxy, pods/exec, or the "
         "escalate/bind/impersonate verbs; plain write rights are reported at low severity."
@@ -470,7 +470,7 @@ SYSTEM_ROLE = _spec(
     title="Built-in system role changed or deleted",
     severity=Severity.high,
     tactics=["TA0004", "TA0005"],
-    techniques=["T1098"],
+    techniques=["T1098.006"],
     description=(
         "A system: ClusterRole or binding that Kubernetes relies on was modified or deleted by "
         "someone other than the control plane."
@@ -494,7 +494,7 @@ AWS_AUTH = _spec(
     title="aws-auth ConfigMap changed",
     severity=Severity.high,
     tactics=["TA0003", "TA0004"],
-    techniques=["T1098"],
+    techniques=["T1098.006"],
     description=(
         "kube-system/aws-auth maps IAM roles and users to Kubernetes groups: a change can make any"
         " IAM principal cluster admin."

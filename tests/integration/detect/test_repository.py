@@ -79,6 +79,21 @@ def test_list_filters_and_ack(db_session: Session, clock: FixedClock) -> None:
         repo.get_anomaly(db_session, anomaly_id="an-nothere")
 
 
+def test_underscore_and_percent_are_not_wildcards(db_session: Session, clock: FixedClock) -> None:
+    anomalies = detect(
+        _stop(0),
+        ct("RebootDBInstance", "rds", when=T0 + timedelta(days=1), account="222233334444"),
+    )
+    repo.save_anomalies(db_session, anomalies, clock=clock)
+    one = anomalies[0].id
+    for prefix in (one[:3] + "_" + one[4:8], "%", one[:4] + "%"):
+        with pytest.raises(NotFound, match="no anomaly with id"):
+            repo.get_anomaly(db_session, anomaly_id=prefix)
+    assert repo.list_anomalies(db_session, detector="aws_database-*") == []
+    assert repo.list_anomalies(db_session, detector="aws.%*") == []
+    assert len(repo.list_anomalies(db_session, detector="aws.database-*")) == 1
+
+
 def test_incidents_are_found_and_kept_stable(db_session: Session, clock: FixedClock) -> None:
     s = scorer()
     recon = [
@@ -162,7 +177,7 @@ def test_failed_storage_gives_the_events_back(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patch:
-        patch.setattr(repo, "save_anomalies", broken)
+        patch.setattr(repo, "_save_anomalies", broken)
         with pytest.raises(RuntimeError):
             repo.score_and_store(db_session, s, batch)
     summary = repo.score_and_store(db_session, s, batch)

@@ -455,3 +455,24 @@ def test_the_summary_names_the_identities_stored(db_session: Session) -> None:
     role = "arn:aws:iam::111122223333:role/AWSReservedSSO_Dev_0123456789abcdef"
     assert summary.identities == (f"{role}/pat", f"{role}/sam")
     assert db_session.scalar(select(func.count()).select_from(IncidentRecord)) == 0
+
+
+def test_a_repeat_folded_into_a_stored_anomaly_is_not_new(db_session: Session) -> None:
+    """``StoreSummary.new`` (what ``harvester_anomalies_total`` counts) holds first sightings."""
+    first = repo.score_and_store(
+        db_session, scorer(MemoryStore()), [ct("DeleteDetector", "guardduty", when=T0)]
+    )
+    assert first.new == (("aws.guardduty-disabled", first_severity(db_session)),)
+    # The same finding again, a minute later: merged into the stored one, not new.
+    again = repo.score_and_store(
+        db_session,
+        scorer(MemoryStore()),
+        [ct("DeleteDetector", "guardduty", when=T0 + timedelta(minutes=1))],
+    )
+    assert (again.anomalies, again.new) == (1, ())
+    assert len(repo.list_anomalies(db_session)) == 1
+
+
+def first_severity(session: Session) -> str:
+    (stored,) = repo.list_anomalies(session)
+    return stored.severity.value

@@ -5,18 +5,24 @@ Fault tests each break one thing in the middle of a run and check that nothing i
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
+import random
+import re
 import signal
 from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from harvester.db.anomaly_models import AnomalyRecord
 from harvester.db.models import Account, ProcessedObject, Source
 from harvester.detect.engine import EngineConfig
 from harvester.detect.model import stable_digest
+from harvester.synth.logs import cloudtrail_record
 from tests.conftest import FixedClock, wait_until
 from tests.integration.fleet.conftest import Fleet
 from tests.integration.seeding import ACCOUNTS, CLUSTER, REGIONS, Bucket, ct_key
@@ -247,6 +253,18 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
     from tests.conftest import _free_port
 
     seed(bucket, now, per_scope=1)
+    # Root activity in one object, so scoring stores anomalies for the metrics to count.
+    rng = random.Random(3)
+    when = now() - timedelta(minutes=30)
+    root = [
+        cloudtrail_record(
+            rng, account_id=ACCOUNTS[1], region=REGIONS[0], when=when, identity_type="Root"
+        )
+        for _ in range(3)
+    ]
+    key = ct_key(ACCOUNTS[1], REGIONS[0], when, "root0000000000000")
+    bucket.put_raw(key, gzip.compress(json.dumps({"Records": root}).encode()))
+    bucket.seeded.event_ids[key] = [r["eventID"] for r in root]
     port = _free_port()
     health = tmp_path / "health"
     fleet.start_worker(
@@ -254,6 +272,7 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
             "HARVESTER_METRICS_PORT": str(port),
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
             "HARVESTER_HEALTH_DIR": str(health),
+            "HARVESTER_LOG_FORMAT": "json",
         }
     )
     wait_until(
@@ -281,3 +300,41 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
     text = scrape()
     assert 'harvester_worker_processes{queue="harvest"} 2.0' in text
     assert "harvester_s3_requests_total" in text
+    # Error and dead-letter series exist at zero before the first one (issue 12, item 1).
+    assert 'harvester_dead_letters_total{task="score.batch"} 0.0' in text
+    assert 'harvester_parse_errors_total{kind="cloudtrail",reason="bad_gzip"} 0.0' in text
+    assert 'harvester_task_gave_up_total{task="harvest.source"} 0.0' in text
+    # Every anomaly stored by the score worker is counted once, by detector and severity.
+    wait_until(
+        lambda: anomalies_in_metrics(scrape()) == anomalies_stored(fleet) != {},
+        timeout=30,
+        what=f"the stored anomalies {anomalies_stored(fleet)} in the worker's metrics",
+    )
+    # Logs: one JSON object per line (Celery's banner aside), task and source ids where
+    # known, and no INFO line per score batch (issue 12, item 9).
+    lines = (fleet.logs / "worker-w1.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    harvests = [r for r in records if "harvest.source[" in str(r["message"])]
+    assert harvests
+    assert all("task_id" in r and "source_id" in r for r in harvests)
+    assert all(r["level"] != "INFO" for r in records if "score.batch[" in str(r["message"]))
+
+
+_ANOMALIES_LINE = re.compile(
+    r'^harvester_anomalies_total\{detector="([^"]+)",severity="([^"]+)"\} ([0-9.]+)$', re.M
+)
+
+
+def anomalies_in_metrics(text: str) -> dict[tuple[str, str], int]:
+    return {(d, s): int(float(n)) for d, s, n in _ANOMALIES_LINE.findall(text) if float(n)}
+
+
+def anomalies_stored(fleet: Fleet) -> dict[tuple[str, str], int]:
+    with Session(fleet.engine) as session:
+        rows = session.execute(
+            select(AnomalyRecord.detector, AnomalyRecord.severity, func.count()).group_by(
+                AnomalyRecord.detector, AnomalyRecord.severity
+            )
+        )
+        return {(detector, severity): count for detector, severity, count in rows}

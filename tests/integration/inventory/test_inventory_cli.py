@@ -77,9 +77,13 @@ def test_round_trip_apply_list_export_apply(cli: Cli, inventory_file: Path, tmp_
     assert again.code == 0
     assert "no change" in again.out
 
+    roles = json.loads(cli("roles", "list", "-o", "json").out)
+    assert [r["external_id"] for r in roles] == [None, "****"]  # masked like the console
+
     exported = tmp_path / "exported.yaml"
     assert cli("inventory", "export", "-f", str(exported)).code == 0
     assert SECRET not in exported.read_text()
+    assert "ext-id-0042" not in exported.read_text()
     from_export = cli("inventory", "apply", "-f", str(exported))
     assert from_export.code == 0, from_export.err
     assert "no change" in from_export.out

@@ -519,15 +519,54 @@ _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     secret=st.text(alphabet=_B64, min_size=40, max_size=40).filter(
         lambda s: any(c.isupper() for c in s) and any(c.islower() for c in s)
     ),
-    before=st.sampled_from(["", " ", "key=", "'", '"', "<SecretAccessKey>", ": ", "(", "\n"]),
+    before=st.sampled_from(
+        [
+            "key=",
+            "secret: ",
+            "SecretAccessKey='",
+            '"aws_secret_access_key": "',
+            "<SecretAccessKey>",
+            "the secret is ",
+            "password (",
+            "AKIAIOSFODNN7EXAMPLE ",
+            "AKIAIOSFODNN7EXAMPLE,",
+            "Credentials: ",
+        ]
+    ),
     after=st.sampled_from(["", " ", "&", "'", '"', "</SecretAccessKey>", ".", ",", ")", "\n"]),
     prose=st.text(alphabet="abc XYZ.,:;-_", max_size=30),
 )
-def test_sanitize_never_leaks_a_secret_shaped_string(
+def test_sanitize_never_leaks_a_secret_key_in_context(
     secret: str, before: str, after: str, prose: str
 ) -> None:
-    # Delimited, as a credential always is in a header, a URL, XML, JSON or prose.
+    # Named or paired, as a credential is in a header, a URL, XML, JSON, a CSV or prose.
     assert secret not in sanitize(f"{prose} {before}{secret}{after} {prose}")
+
+
+@given(
+    run=st.text(alphabet=_B64, min_size=40, max_size=99),
+    prose=st.sampled_from(["object s3://soak-", "listed ", "(", "key ", "\n"]),
+)
+def test_sanitize_keeps_forty_character_runs_out_of_context(run: str, prose: str) -> None:
+    """Not any 40-character run: S3 locations are full of them (issue 12, item 9)."""
+    text = f"{prose}{run}-west-1/ done"
+    assert sanitize(text) == text
+
+
+def test_s3_locations_survive_redaction() -> None:
+    # Once logged as s3://soak-<redacted>-west-1/...
+    location = "s3://soak-trail/AWSLogs/111122223333/CloudTrail/us-west-1/2026/01/15/"
+    line = f"object {location}x.json.gz: corrupt: bad_gzip"
+    assert sanitize(line) == line
+
+
+def test_secrets_the_process_holds_are_redacted_whatever_their_shape() -> None:
+    from harvester import known_secrets
+
+    held = "hunter2-is-not-shaped-like-a-key"
+    assert sanitize(f"config dump: {held}!") == f"config dump: {held}!"
+    known_secrets.remember(held)
+    assert sanitize(f"config dump: {held}!") == "config dump: <redacted>!"
 
 
 def test_redacting_filter_cleans_log_records(caplog: pytest.LogCaptureFixture) -> None:
@@ -537,7 +576,7 @@ def test_redacting_filter_cleans_log_records(caplog: pytest.LogCaptureFixture) -
         logger.debug("Response body: %r", f"<SecretAccessKey>{SECRET}</SecretAccessKey>".encode())
         logger.debug("headers={'X-Amz-Security-Token': b'%s'}", TOKEN)
         try:
-            raise RuntimeError(f"boom {SECRET}")
+            raise RuntimeError(f"boom: the secret is {SECRET}")
         except RuntimeError:
             logger.exception("failed")
     assert len(caplog.records) == 3

@@ -36,6 +36,7 @@ def test_the_required_alerts_exist() -> None:
         "HarvesterQueueGrowing",  # a queue growing for 20 minutes
         "HarvesterDispatcherNotRunning",
         "HarvesterNoWorkers",
+        "HarvesterSourcesSilent",  # harvests work, but no new logs arrive
     }
     assert expected <= set(alerts())
 

@@ -88,6 +88,7 @@ def ct(
     additional: dict[str, Any] | None = None,
     identity: dict[str, Any] | None = None,
     error: str | None = None,
+    message: str | None = None,
     ip: str = PUBLIC_IP,
     agent: str = "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64",
     when: datetime = T0,
@@ -117,7 +118,7 @@ def ct(
         record["additionalEventData"] = additional
     if error:
         record["errorCode"] = error
-        record["errorMessage"] = "denied"
+        record["errorMessage"] = message or "denied"
     if vpce:
         record["vpcEndpointId"] = vpce
     return normalize_cloudtrail(record, bucket="bucket", key="AWSLogs/test.json.gz", index=0)
@@ -211,3 +212,24 @@ def detect(*events: Event, store: StateStore | None = None) -> list[Anomaly]:
 
 def detectors(*events: Event) -> set[str]:
     return {a.detector for a in detect(*events)}
+
+
+def denied_message(principal_arn: str, action: str, resource: str) -> str:
+    """The errorMessage AWS records for an AccessDenied of an identity-based policy."""
+    return (
+        f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} "
+        f"because no identity-based policy allows the {action} action"
+    )
+
+
+EC2_UNAUTHORIZED = (
+    "You are not authorized to perform this operation. Encoded authorization failure message: "
+    "4nAhEzBXmP3d1Hs"
+)
+DRY_RUN = "Request would have succeeded, but DryRun flag is set."
+
+
+def only(anomalies: Sequence[Anomaly], detector: str) -> Anomaly:
+    """The one anomaly of ``detector``; fails if there is none or several."""
+    (found,) = [a for a in anomalies if a.detector == detector]
+    return found

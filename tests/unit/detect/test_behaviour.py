@@ -155,8 +155,30 @@ def test_new_kubernetes_user_and_first_sensitive_action() -> None:
     later = T0 + timedelta(days=9)
     newcomer = _found(s, k8s("get", "pods", user=k8s_user("lee@example.com"), when=later))
     assert "lee@example.com" in newcomer["behav.new-k8s-user"].explanation
+    # A new engineer's first read is how people start: low. A first request that lists
+    # secrets is how a stolen identity starts: the detector's medium.
+    assert newcomer["behav.new-k8s-user"].severity.value == "low"
+    grab = k8s("list", "secrets", namespace=None, user=k8s_user("kim@example.com"), when=later)
+    first_grab = _found(s, grab)["behav.new-k8s-user"]
+    assert first_grab.severity.value == "medium"
+    assert "its first request was a sensitive action" in first_grab.explanation
     exec_ = k8s("create", "pods", name="web-1", subresource="exec", code=101, when=later)
     assert "behav.new-k8s-action" in _found(s, exec_)
+
+
+def test_first_uses_of_one_detector_fold_into_one_anomaly_a_day() -> None:
+    s = scorer()
+    _train(s, _daily(lambda t: ct("ListBuckets", "s3", identity=sso(), ip=HOME, when=t)))
+    later = T0 + timedelta(days=9)
+    found = s.score_and_commit(
+        [
+            ct(name, "iam", identity=sso(), ip=HOME, when=later + timedelta(seconds=n))
+            for n, name in enumerate(("CreateRole", "AttachRolePolicy", "CreateAccessKey"))
+        ]
+    ).anomalies
+    firsts = [a for a in found if a.detector == "behav.new-sensitive-action"]
+    assert len(firsts) == 1
+    assert firsts[0].count == 3
 
 
 def test_service_accounts_are_not_new_users() -> None:

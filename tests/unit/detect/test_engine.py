@@ -147,8 +147,13 @@ def test_routine_hits_are_learned_per_entity() -> None:
         [ct("RebootDBInstance", "rds", identity=sso(), when=T0 + timedelta(days=3))]
     )
     assert [a.detector for a in first.anomalies] == ["aws.database-disruption"]
-    assert later.anomalies == []
-    assert [a.detector for a in other.anomalies] == ["aws.database-disruption"]
+    # Done before by this actor: still reported, one step down and saying so.
+    assert [(a.severity, a.detector) for a in later.anomalies] == [
+        (Severity.low, "aws.database-disruption")
+    ]
+    assert "did this before (on 1 of the last 14 days)" in later.anomalies[0].explanation
+    # Another actor's first time is the rule's severity.
+    assert [a.severity for a in other.anomalies] == [first.anomalies[0].severity]
 
 
 def test_disabled_detectors_do_not_run() -> None:

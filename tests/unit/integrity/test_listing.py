@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from harvester.integrity.service import digest_folders, find_digests
+from harvester.integrity.stores import LocalTrailStore
 from tests.unit.sources.fakes import FakeBucket
 
 ORG = "o-abcdef1234"
@@ -82,3 +84,17 @@ def test_backfill_digests_are_found_like_the_others() -> None:
         until=T0,
     )
     assert [(key, parsed.backfill) for key, parsed in found] == [(late, True)]
+
+
+def test_a_local_copy_never_resolves_a_key_outside_itself(tmp_path: Path) -> None:
+    """A digest names its log files; ``..`` in such a key must not reach files beyond the copy."""
+    copy = tmp_path / "copy"
+    inside = copy / "AWSLogs" / "111111111111" / "CloudTrail" / "x.json.gz"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(b"log")
+    (tmp_path / "outside.txt").write_text("not part of the trail")
+    store = LocalTrailStore(copy)
+    assert store.path("bucket-prefix/AWSLogs/111111111111/CloudTrail/x.json.gz") == inside
+    assert store.path("AWSLogs/../../outside.txt") is None
+    assert store.path("AWSLogs/111111111111/../../../outside.txt") is None
+    assert store.sha256("AWSLogs/../../outside.txt") is None

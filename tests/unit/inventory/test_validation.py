@@ -105,3 +105,13 @@ def test_secret_values_are_not_echoed() -> None:
     with pytest.raises(v.InvalidValue) as info:
         v.external_id("bad external id")
     assert "bad external id" not in str(info.value)
+
+
+def test_validation_patterns_are_ascii_only() -> None:
+    arabic = "".join(chr(0x0660 + int(c)) for c in "123456789012")
+    with pytest.raises(v.InvalidValue, match="exactly 12 digits"):
+        v.account_id(arabic)
+    with pytest.raises(v.InvalidValue):
+        v.role_arn(f"arn:aws:iam::{arabic}:role/r", expected_partition="aws")
+    with pytest.raises(v.InvalidValue):
+        v.external_id("caf\u00e9-tenant")

@@ -1,7 +1,14 @@
+from pathlib import Path
+
 import pytest
 
 from harvester.inventory.spec import InventorySpec
-from harvester.inventory.yamlfile import InventoryFileError, dump_inventory, parse_inventory
+from harvester.inventory.yamlfile import (
+    InventoryFileError,
+    dump_inventory,
+    load_inventory,
+    parse_inventory,
+)
 
 GOOD = """\
 roles:
@@ -90,8 +97,48 @@ def test_invalid_yaml_has_a_line() -> None:
 
 def test_dump_then_parse_is_identity() -> None:
     spec = parse_inventory(GOOD, environ={"EXT_ID": "ext-123"})
-    again = parse_inventory(dump_inventory(spec), environ={})
+    again = parse_inventory(
+        dump_inventory(spec), environ={}, stored_external_ids={"reader": "ext-123"}
+    )
     assert again == spec
+
+
+def test_dump_masks_the_external_id_and_a_wrong_mask_is_refused() -> None:
+    secret = "tenant-external-id-9876"
+    spec = parse_inventory(GOOD, environ={"EXT_ID": secret})
+    dumped = dump_inventory(spec)
+    assert secret not in dumped
+    assert "external_id: '****9876'" in dumped
+    line = dumped.splitlines().index("  external_id: '****9876'") + 1
+    with pytest.raises(InventoryFileError, match=rf"inv.yaml:{line}: .*masked external ID"):
+        parse_inventory(
+            dumped, path="inv.yaml", environ={}, stored_external_ids={"reader": "other-1234"}
+        )
+
+
+def test_duplicate_keys_are_refused_with_both_lines() -> None:
+    text = GOOD.replace("    name: prod\n", "    name: prod\n    name: staging\n")
+    with pytest.raises(InventoryFileError) as info:
+        parse_inventory(text, path="inv.yaml", environ={"EXT_ID": "e1"})
+    assert str(info.value).startswith("inv.yaml:8: not valid YAML: duplicate key 'name'")
+    assert "first on line 7" in str(info.value)
+
+
+def test_account_id_in_other_digits_is_refused() -> None:
+    text = GOOD.replace(
+        '"111111111111"',
+        '"\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662"',
+    )
+    with pytest.raises(InventoryFileError, match="exactly 12 digits"):
+        parse_inventory(text, environ={"EXT_ID": "e1"})
+
+
+def test_non_utf8_file_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_bytes(GOOD.replace("prod", "pr\xf6d").encode("latin-1"))
+    with pytest.raises(InventoryFileError) as info:
+        load_inventory(path, environ={"EXT_ID": "e1"})
+    assert str(info.value).startswith(f"{path}:7: not UTF-8 text (byte 0xf6")
 
 
 def test_empty_file_is_an_empty_inventory() -> None:

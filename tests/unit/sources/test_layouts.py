@@ -346,3 +346,12 @@ def test_scope_location_from_a_source_row() -> None:
         scope_location("eks", "", account_id=ACCOUNT)
     with pytest.raises(ValueError, match="unknown source kind"):
         scope_location("gcp", "", account_id=ACCOUNT, region="x")
+
+
+def test_digits_other_than_ascii_are_not_an_account_or_a_date() -> None:
+    """Python's \\d also matches Arabic-Indic and other digits; a key with them is not ours."""
+    arabic = "".join(chr(0x0660 + int(c)) for c in ACCOUNT)
+    key = ct_key(datetime(2026, 1, 15, 12, 5, tzinfo=UTC))
+    assert parsed(key).account == ACCOUNT
+    assert skipped(key.replace(ACCOUNT, arabic)).reason is SkipReason.UNRECOGNISED
+    assert skipped(key.replace("2026/01/15", "\u0662026/01/15")).reason is SkipReason.UNRECOGNISED
