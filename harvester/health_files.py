@@ -7,6 +7,10 @@ touches a heartbeat file (a timer on the loop: if the loop hangs the file goes s
 the ``worker_ready`` signal creates a ready file that warm shutdown removes. The probes only
 read file times: ``python -m harvester.health_files check PATH [--max-age SECONDS]``.
 
+The metrics port serves the same facts over HTTP (``/healthz``, ``/readyz``, see
+:mod:`harvester.probes`); ``python -m harvester.health_files get URL`` is the probe for
+runtimes without an HTTP check of their own (docker compose): exit 0 on a 2xx answer.
+
 Paths come from ``HARVESTER_HEALTH_DIR`` (unset: no files are written): ``<dir>/ready`` and
 ``<dir>/heartbeat``.
 """
@@ -107,10 +111,28 @@ def check(
     return None
 
 
+def get(url: str, *, timeout: float = 5.0) -> str | None:
+    """None when ``url`` (loopback HTTP) answers 2xx, else why not."""
+    import urllib.error  # noqa: PLC0415  only the HTTP probe needs them
+    import urllib.request  # noqa: PLC0415
+
+    if not url.startswith("http://"):
+        return f"{url} is not an http:// URL"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  checked above
+            response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return f"{url} answered {exc.code}: {exc.read().decode(errors='replace').strip()}"
+    except OSError as exc:
+        return f"{url} did not answer: {exc}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m harvester.health_files",
-        description="Exit 0 when a health file exists and is fresh: a probe for Kubernetes.",
+        description="Exit 0 when a health file exists and is fresh, or a health URL answers.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     check_cmd = commands.add_parser("check", help="check one file")
@@ -118,8 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_cmd.add_argument(
         "--max-age", type=float, default=None, help="seconds since the last touch (default: any)"
     )
+    get_cmd = commands.add_parser("get", help="GET an http:// URL, healthy on a 2xx answer")
+    get_cmd.add_argument("url")
     args = parser.parse_args(argv)
-    problem = check(args.path, max_age=args.max_age)
+    problem = get(args.url) if args.command == "get" else check(args.path, max_age=args.max_age)
     if problem is not None:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1

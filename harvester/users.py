@@ -32,10 +32,14 @@ __all__ = [
     "authenticate",
     "create_token",
     "create_user",
+    "end_sessions",
     "get_user",
     "get_user_by_name",
     "hash_password",
     "list_users",
+    "session_user",
+    "set_enabled",
+    "set_password",
     "token_hash",
     "user_for_token",
     "validate_password",
@@ -193,6 +197,38 @@ def authenticate(session: Session, *, username: str, password: str, clock: Clock
         return None
     user.last_login_at = clock()
     session.flush()
+    return user
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+def end_sessions(user: User) -> None:
+    """End every console session of ``user`` (its cookies stop working on their next request)."""
+    user.session_generation += 1
+
+
+def set_password(session: Session, *, user: User, password: str) -> None:
+    """A new password; the sessions opened with the old one end."""
+    validate_password(password)
+    user.password_hash = hash_password(password)
+    end_sessions(user)
+    session.flush()
+
+
+def set_enabled(session: Session, *, user: User, enabled: bool) -> None:
+    """Enable or disable a user; disabling ends their sessions, so re-enabling revives none."""
+    if not enabled and user.enabled:
+        end_sessions(user)
+    user.enabled = enabled
+    session.flush()
+
+
+def session_user(session: Session, *, user_id: int, generation: int | None) -> User | None:
+    """The enabled user a console session belongs to, if that session has not been ended."""
+    user = get_user(session, user_id=user_id)
+    if user is None or not user.enabled or generation != user.session_generation:
+        return None
     return user
 
 

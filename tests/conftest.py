@@ -74,6 +74,16 @@ def wait_until(
         time.sleep(interval)
 
 
+def http_get(url: str, *, timeout: float = 10.0) -> tuple[int, str]:
+    """GET a loopback URL: (status, body), whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 

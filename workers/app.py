@@ -18,16 +18,19 @@ from kombu import Queue
 from kombu.serialization import register
 
 from harvester import metrics
-from harvester.cli.metrics_cmds import start_metrics_server
+from harvester.cli.metrics_cmds import DEFAULT_ADDR, start_metrics_server
+from harvester.db.engine import make_engine
 from harvester.fleet import FleetTiming, queue_names
 from harvester.health_files import HEARTBEAT_INTERVAL, health_files_from_env
 from harvester.logs import configure_logging
+from harvester.probes import database_check, fleet_readiness
 from harvester.runtime import Runtime
 from harvester.settings import Settings, load_settings
 
 SERIALIZER = "harvester-msgpack"
-# Set by `harvester worker --metrics-port` / `harvester beat --metrics-port`.
+# Set by `harvester worker --metrics-port/--metrics-addr` (and beat's).
 METRICS_PORT_ENV = "HARVESTER_METRICS_PORT"
+METRICS_ADDR_ENV = "HARVESTER_METRICS_ADDR"
 MAX_MEMORY_PER_CHILD_KIB = 1_000_000
 
 # Each task's logical queue ("harvest" or "score"), filled by ``harvester_task``; the router
@@ -209,6 +212,28 @@ def _on_shutdown(pid: int | None = None, **_: Any) -> None:
 # --- probes and metrics of the worker's main process -------------------------------------------
 
 _health = health_files_from_env()
+log = logging.getLogger(__name__)
+
+
+def _require_database(what: str) -> None:
+    """Stop here, before Celery connects and logs "ready", when the database cannot be used.
+
+    A worker without its database would take messages and fail every one of them; exiting
+    lets the supervisor restart it (with back-off) and says why in one line.
+    """
+    settings = load_settings()
+    problem = database_check(make_engine(settings.effective_database_url), dispose=True)()
+    if problem is not None:
+        log.critical("%s cannot start: %s", what, problem)
+        raise SystemExit(1)
+
+
+def _serve_metrics() -> None:
+    port = os.environ.get(METRICS_PORT_ENV)
+    if port:
+        readiness = fleet_readiness(load_settings(), health=_health)
+        addr = os.environ.get(METRICS_ADDR_ENV) or DEFAULT_ADDR
+        start_metrics_server(int(port), addr=addr, readiness=readiness)
 
 
 @signals.worker_init.connect
@@ -217,19 +242,17 @@ def _worker_init(**_: Any) -> None:
     # the endpoint serves the sum of this run's processes.
     if _health is not None:
         _health.clear()
+    _require_database("the worker")
     directory = metrics.multiprocess_dir()
     if directory is not None:
         metrics.prepare_multiprocess_dir(directory)
-    port = os.environ.get(METRICS_PORT_ENV)
-    if port:
-        start_metrics_server(int(port))
+    _serve_metrics()
 
 
 @signals.beat_init.connect
 def _beat_init(**_: Any) -> None:
-    port = os.environ.get(METRICS_PORT_ENV)
-    if port:
-        start_metrics_server(int(port))
+    _require_database("beat")
+    _serve_metrics()
 
 
 @signals.worker_ready.connect

@@ -3,13 +3,13 @@
 SigmaHQ's CloudTrail and Kubernetes audit rules (parsed by pySigma, ``sigma.py``) and Panther's
 CloudTrail, EKS and Kubernetes rules (run by ``panther-core``, ``panther.py``), from the snapshots
 in ``<repo>/../shared/peers``, run on the corpora ``benchmarks.detection`` uses
-(``benchmarks.corpora``) and on the generated organization, scored by ``scoring.py``.
+(``benchmarks.peers.cases``) and on the generated organization, scored by ``scoring.py``.
 
 ``peer_figures(corpora)`` returns, for each corpus, the figures of each pack::
 
     {
       "<corpus name>": {
-        "sigma" | "panther" | "panther+cache": {
+        "sigma" | "panther" | "panther+cache" | "panther+cache+enrichment": {
           "label": str,                 # how to print the pack's name
           "units": "attack events" | "techniques",
           "attacks": int,               # attack events (a corpus) or techniques (an org)
@@ -32,27 +32,30 @@ in ``<repo>/../shared/peers``, run on the corpora ``benchmarks.detection`` uses
       }
     }
 
-``panther`` runs the rules as they are published, without Panther's key-value cache (four
-rules need it: they alert on nothing); ``panther+cache`` gives them an in-memory stand-in.
+``panther`` runs the rules that need only Panther's engine; ``panther+cache`` adds the four
+rules that need Panther's key-value cache, on an in-memory stand-in; ``panther+cache+enrichment``
+adds the rules that decide on enrichment (IP ASN, Tor lists), run without any (see panther.py).
 
-Corpora are named as in ``benchmarks.corpora.CORPORA``, ``"org"`` for the generated organization
-(seed 7, 14 days), or given as ``(name, cases)`` (e.g. ``org_cases(generate(other_org, ...))``):
-cases that all carry a time are scored as one stream, others each alone.
+Corpora are named as in ``benchmarks.peers.cases.CORPORA``, ``"org"`` for the generated
+organization (seed 7, 14 days), or given as ``(name, cases)`` (e.g.
+``("org-check", org_cases(generate(...)))``); a corpus folder (a ``Path``) means all of them.
+Cases that all carry a time are scored as one stream, others each alone.
+``report.figure_lines(name, figures[name])`` renders one corpus as printed lines.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.corpora import CORPORA, CORPUS, Case, org_cases
+from benchmarks.peers.cases import CORPORA, CORPUS, Case, org_cases
 
 PACKS = {
     "sigma": "SigmaHQ (pySigma)",
-    "panther": "Panther (panther-core, no cache)",
-    "panther+cache": "Panther (+ in-memory cache stand-in)",
+    "panther": "Panther (panther-core)",
+    "panther+cache": "Panther + cache rules (in-memory)",
+    "panther+cache+enrichment": "Panther + cache + enrichment rules (no data)",
 }
 
 CorpusSpec = str | tuple[str, Sequence[Case]]
@@ -82,25 +85,34 @@ def pack_figures(
     per_case = not all(c.time is not None for c in cases)
     if not per_case:
         cases = sorted(cases, key=lambda c: c.time)  # type: ignore[arg-type,return-value]
+    chosen = tuple(packs)
+    runs: dict[str, tuple[list[Any], dict[str, int]]] = {}
+    if "sigma" in chosen:
+        runs["sigma"] = (sigma.alerts(cases), {})
+    variants = [p for p in chosen if p != "sigma"]
+    if variants:
+        runs.update(panther.alerts(cases, variants, per_case=per_case))
     out: dict[str, dict[str, Any]] = {}
-    for pack in packs:
-        started = time.perf_counter()
-        errors: dict[str, int] = {}
-        if pack == "sigma":
-            alerts = sigma.alerts(cases)
-        else:
-            cache: panther.CacheMode = "memory" if pack == "panther+cache" else "none"
-            alerts, errors = panther.alerts(cases, cache, per_case=per_case)
+    for pack in chosen:
+        alerts, errors = runs[pack]
         figures = score(cases, alerts, pack=pack, per_case=per_case)
-        figures.update(label=PACKS[pack], errors=errors, seconds=time.perf_counter() - started)
+        figures.update(label=PACKS[pack], errors=errors)
         out[pack] = figures
     return out
 
 
 def peer_figures(
-    corpora: Iterable[CorpusSpec], *, corpus: Path = CORPUS, packs: Iterable[str] = tuple(PACKS)
+    corpora: Iterable[CorpusSpec] | Path,
+    *,
+    corpus: Path = CORPUS,
+    packs: Iterable[str] = tuple(PACKS),
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """The peers' figures per corpus and pack (shape in the module docstring)."""
+    """The peers' figures per corpus and pack (shape in the module docstring).
+
+    ``corpora`` may also be a corpus folder: every corpus in it, then the generated organization.
+    """
+    if isinstance(corpora, Path):
+        corpus, corpora = corpora, [*CORPORA, "org"]
     chosen = tuple(packs)
     unknown = set(chosen) - set(PACKS)
     if unknown:

@@ -6,58 +6,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from benchmarks.corpora import CORPORA, CORPUS
 from benchmarks.peers import PACKS, peer_figures
-
-
-def print_figures(name: str, packs: dict[str, dict[str, Any]], *, verbose: bool) -> None:
-    print(f"\n== {name}")
-    print(
-        f"   {'pack':40} {'strict':>9} {'any':>9} {'FP>=med':>8} {'/10k':>7} "
-        f"{'FP low':>7} {'/10k':>7} {'neg.alerted':>11} {'alerts':>7}"
-    )
-    for figures in packs.values():
-        total = figures["attacks"]
-        negatives = (
-            f"{figures['negative_alerted_medium']}/{figures['negative_cases']}"
-            if figures["negative_cases"]
-            else "-"
-        )
-        print(
-            f"   {figures['label']:40} {figures['found_strict']:>4}/{total:<4} "
-            f"{figures['found_any']:>4}/{total:<4} {figures['fp_medium']:>8} "
-            f"{figures['fp_medium_per_10k']:>7.1f} {figures['fp_low']:>7} "
-            f"{figures['fp_low_per_10k']:>7.1f} {negatives:>11} {figures['alerts']:>7}"
-        )
-    first = next(iter(packs.values()))
-    print(
-        f"   ({first['units']}; {first['benign_events']} benign events; neg.alerted = Panther "
-        "negative cases alerted at medium or more)"
-    )
-    for figures in packs.values():
-        if figures["negative_alerted"]:
-            by = ", ".join(f"{s} {n}" for s, n in figures["negative_alerted"].items())
-            print(f"   {figures['label']}: negative cases alerted by severity: {by}")
-        if figures["errors"]:
-            errors = ", ".join(f"{r} {n}" for r, n in sorted(figures["errors"].items()))
-            print(f"   {figures['label']}: rules that raised (events): {errors}")
-        if verbose:
-            noisy = [(r, c) for r, c in figures["per_rule"].items() if c[1]]
-            if noisy:
-                print(f"   {figures['label']}: rules with all-benign alerts:")
-                for rule, (tp, fp) in sorted(noisy, key=lambda kv: -kv[1][1]):
-                    print(f"     - {rule}: {fp} benign, {tp} on attacks")
-            if figures["missed"]:
-                print(f"   {figures['label']}: missed (strict):")
-                for miss in figures["missed"]:
-                    print(f"     - {miss}")
+from benchmarks.peers.cases import CORPORA, CORPUS
+from benchmarks.peers.report import figure_lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser = argparse.ArgumentParser(
+        description="The open rule packs (SigmaHQ, Panther) on our corpora and generated "
+        "organization: strict and any-alert recall, false positives by severity."
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=CORPUS,
+        help="The shared corpus folder (default: %(default)s).",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -85,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         corpora = ["org"]
     for name in corpora:
         figures = peer_figures([name], corpus=args.corpus, packs=args.pack or tuple(PACKS))
-        print_figures(name, figures[name], verbose=args.verbose)
+        print()
+        print("\n".join(figure_lines(name, figures[name], verbose=args.verbose)))
     return 0
 
 

@@ -10,19 +10,23 @@ Alerts follow Panther's rules of alerting: disabled rules and signal-only rules
 are one alert, raised once ``Threshold`` matches are reached; severity is the rule's
 ``severity()`` result, its YAML ``Severity`` otherwise.
 
-Four rules keep state in Panther's key-value cache (a DynamoDB table) through
-``panther_detection_helpers.caching``. Without that service they raise an error on every
-event they care about and alert on nothing (``cache="none"``, what the open rules do on their
-own); ``cache="memory"`` substitutes ``MemoryCache``, an in-memory stand-in whose expiry runs
-on event time. The correlation rule (signals of several rules combined) is not run.
-Enrichment (ipinfo, MISP lookups) is absent: rules that consult it see none.
+Some rules need Panther's services, so the figures come in ``VARIANTS``:
+
+- ``panther``: the rules that need nothing but the engine.
+- ``panther+cache``: plus the four rules that keep state in Panther's key-value cache (a DynamoDB
+  table, through ``panther_detection_helpers.caching``), given ``MemoryCache``, an in-memory
+  stand-in whose expiry runs on event time. Without it they cannot run at all.
+- ``panther+cache+enrichment``: plus the rules that decide on enrichment (ipinfo ASN, MISP
+  lists, Tor exit nodes), run without it: there is no lookup data here, so they see none (the
+  IMDS rule then takes every public address for an outside one).
+
+The correlation rule (signals of several rules combined) is not run.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +35,7 @@ from unittest import mock
 
 import yaml
 
-from benchmarks.corpora import REPO, Case, Kind
+from benchmarks.peers.cases import REPO, Case, Kind
 from benchmarks.peers.scoring import PeerAlert
 
 ROOT = REPO.parent / "shared" / "peers" / "panther"
@@ -40,6 +44,16 @@ LOG_TYPES: dict[Kind, str] = {"cloudtrail": "AWS.CloudTrail", "k8s": "Amazon.EKS
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 CacheMode = Literal["none", "memory"]
+# What a rule needs from Panther beyond its engine: nothing, the key-value cache, or enrichment.
+Need = Literal["", "cache", "enrichment"]
+# The variants reported: the rules that run on their own; + the cache-backed rules on the
+# in-memory stand-in; + the rules that decide on enrichment, run without it (no lookup data).
+VARIANTS: dict[str, tuple[Need, ...]] = {
+    "panther": ("",),
+    "panther+cache": ("", "cache"),
+    "panther+cache+enrichment": ("", "cache", "enrichment"),
+}
+_ENRICHMENT_MARKERS = ("p_enrichment", "get_ipinfo_asn", "get_misp_warning_lists")
 Record = dict[str, Any]
 
 
@@ -181,20 +195,10 @@ class PantherPeerRule:
     severity: str
     threshold: int
     dedup_minutes: int
-    techniques: tuple[str, ...]
     alerts: bool  # enabled and not signal-only
-    cache_backed: bool
+    needs: Need
     tests: list[dict[str, Any]]
     path: Path
-
-
-def _techniques(reports: Mapping[str, Any] | None) -> tuple[str, ...]:
-    out: list[str] = []
-    for entry in (reports or {}).get("MITRE ATT&CK", ()) or ():
-        for part in str(entry).split(":"):
-            if part.strip().upper().startswith("T"):
-                out.append(part.strip().upper())
-    return tuple(out)
 
 
 def _cache_names(module: Any) -> list[str]:
@@ -207,8 +211,18 @@ def _cache_names(module: Any) -> list[str]:
     ]
 
 
-def load_rules(root: Path = ROOT) -> list[PantherPeerRule]:
-    """The single-event rules of the CloudTrail, EKS and Kubernetes folders."""
+def _needs(module: Any, source: Path) -> Need:
+    if _cache_names(module):
+        return "cache"
+    text = source.read_text(encoding="utf-8")
+    return "enrichment" if any(marker in text for marker in _ENRICHMENT_MARKERS) else ""
+
+
+def load_rules(root: Path = ROOT, *, only: Iterable[str] = ()) -> list[PantherPeerRule]:
+    """The single-event rules of the CloudTrail, EKS and Kubernetes folders.
+
+    ``only``: file names (``aws_cloudtrail_stopped.yml``) to load instead of every rule.
+    """
     from panther_core.rule import Rule
 
     if not root.is_dir():
@@ -216,11 +230,12 @@ def load_rules(root: Path = ROOT) -> list[PantherPeerRule]:
             f"Panther rules not found at {root}; the peers snapshot lives in <repo>/../shared/peers"
         )
     _use_helpers(root)
-    # The engine logs every error a rule raises at INFO; the figures count them instead.
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    wanted = set(only)
     rules: list[PantherPeerRule] = []
     for folder in RULE_FOLDERS:
         for path in sorted((root / "rules" / folder).glob("*.yml")):
+            if wanted and path.name not in wanted:
+                continue
             spec = yaml.safe_load(path.read_text(encoding="utf-8"))
             log_types = frozenset(spec.get("LogTypes", ())) & frozenset(LOG_TYPES.values())
             if spec.get("AnalysisType") != "rule" or not log_types:
@@ -246,9 +261,8 @@ def load_rules(root: Path = ROOT) -> list[PantherPeerRule]:
                     severity=_severity(spec.get("Severity")),
                     threshold=int(spec.get("Threshold", 1)),
                     dedup_minutes=int(spec.get("DedupPeriodMinutes", 60)),
-                    techniques=_techniques(spec.get("Reports")),
                     alerts=bool(spec.get("Enabled", True)) and spec.get("CreateAlert", True),
-                    cache_backed=bool(_cache_names(rule.module)),
+                    needs=_needs(rule.module, path.parent / spec["Filename"]),
                     tests=list(spec.get("Tests", ())),
                     path=path,
                 )
@@ -259,7 +273,7 @@ def load_rules(root: Path = ROOT) -> list[PantherPeerRule]:
 def use_cache(rules: Iterable[PantherPeerRule], cache: MemoryCache | None) -> None:
     """Point the cache-backed rules at ``cache``, or at a cache that is not there (None)."""
     for peer in rules:
-        if not peer.cache_backed:
+        if peer.needs != "cache":
             continue
         module = peer.rule.module
         for name in _cache_names_or_replaced(module):
@@ -314,8 +328,12 @@ class PantherRunner:
     def event(self, record: Record, kind: Kind) -> Any:
         from panther_core import PantherEvent
 
+        # The standard fields Panther adds to every event that rules read: its log type and time.
         log_type = record.get("p_log_type") or LOG_TYPES[kind]
-        tagged = record if "p_log_type" in record else {**record, "p_log_type": log_type}
+        tagged = {**record, "p_log_type": log_type}
+        when = event_time(record)
+        if "p_event_time" not in record and when is not None:
+            tagged["p_event_time"] = when.strftime("%Y-%m-%d %H:%M:%S.%f")
         return PantherEvent(tagged, self.models.get(log_type))
 
     def run(self, record: Record, kind: Kind) -> list[Match]:
@@ -428,20 +446,24 @@ def run_rule_tests(
 
 def alerts(
     cases: Sequence[Case],
-    cache: CacheMode,
+    variants: Iterable[str],
     *,
     per_case: bool,
     rules: list[PantherPeerRule] | None = None,
     models: dict[str, Any] | None = None,
-) -> tuple[list[PeerAlert], dict[str, int]]:
-    """Panther's alerts on the cases, and the errors its rules raised (per rule).
+) -> dict[str, tuple[list[PeerAlert], dict[str, int]]]:
+    """Per variant (keys of ``VARIANTS``), Panther's alerts and its rules' errors (per rule).
 
     ``per_case``: each case alone with an empty cache (as ours score the corpora); otherwise the
     cases are one stream in time order, with dedup periods, thresholds and the cache carried on.
+    One pass serves every variant: a rule's alerts do not depend on which other rules run, and
+    only the cache-backed rules touch the cache.
     """
-    rules = rules if rules is not None else load_rules()
+    chosen_variants = tuple(variants)
+    needs = {need for v in chosen_variants for need in VARIANTS[v]}
+    rules = [r for r in (rules if rules is not None else load_rules()) if r.needs in needs]
+    cache: CacheMode = "memory" if "cache" in needs else "none"
     runner = PantherRunner(rules, models if models is not None else load_data_models(), cache)
-    techniques = {r.id: r.techniques for r in rules}
     raised: list[OpenAlert] = []
     alerter = Alerter()
     for index, case in enumerate(cases):
@@ -455,6 +477,16 @@ def alerts(
             raised += alerter.raised()
     if not per_case:
         raised = alerter.raised()
-    return [
-        PeerAlert(a.rule, a.severity, tuple(a.matches), techniques.get(a.rule, ())) for a in raised
-    ], runner.errors
+    need_of = {r.id: r.needs for r in rules}
+    out: dict[str, tuple[list[PeerAlert], dict[str, int]]] = {}
+    for variant in chosen_variants:
+        allowed = VARIANTS[variant]
+        out[variant] = (
+            [
+                PeerAlert(a.rule, a.severity, tuple(a.matches))
+                for a in raised
+                if need_of[a.rule] in allowed
+            ],
+            {rule: n for rule, n in runner.errors.items() if need_of[rule] in allowed},
+        )
+    return out

@@ -5,9 +5,10 @@ each record alone, recall over attack records, false positives as benign records
 generated organization is scored as a stream: recall over attack techniques (an alert naming one
 of its records finds it), false positives as alerts whose records are all benign.
 
-Strict recall credits only the rule meant for the case: for a Panther test case that is the
-case's own Panther rule; otherwise a rule whose ATT&CK techniques share a technique (compared
-at the parent technique, T1552.005 ~ T1552) with the case's. Any-alert recall is printed beside.
+Strict recall credits only a rule meant for the case: for a Panther test case its own Panther
+rule; otherwise a rule ``expected.yaml`` names for the case's group (reviewed by hand: the packs
+tag ATT&CK in different versions, so shared technique ids would miss the rule meant and credit
+catch-alls). Any-alert recall is printed beside.
 Severity medium or more is counted apart from low and info.
 """
 
@@ -16,9 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from benchmarks.corpora import Case
+import yaml
+
+from benchmarks.peers.cases import Case
 
 SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -30,29 +34,44 @@ class PeerAlert:
     rule: str
     severity: str
     cases: tuple[int, ...]
-    techniques: tuple[str, ...] = ()  # the rule's ATT&CK techniques
 
 
 def at_least_medium(severity: str) -> bool:
     return SEVERITY_ORDER.get(severity, 0) >= SEVERITY_ORDER["medium"]
 
 
-def _parent(technique: str) -> str:
-    return technique.upper().split(".")[0]
+EXPECTED = Path(__file__).with_name("expected.yaml")
+Expected = dict[str, dict[str, list[str]]]
 
 
-def meant_for(alert: PeerAlert, case: Case, *, pack: str) -> bool:
-    """Whether the alert's rule is the one meant for this case (strict recall)."""
-    if case.rule_id is not None and pack.startswith("panther"):
+def load_expected(path: Path = EXPECTED) -> Expected:
+    """The peer rules meant for each attack group (``expected.yaml``)."""
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {str(group): {k: list(v) for k, v in packs.items()} for group, packs in loaded.items()}
+
+
+def family(pack: str) -> str:
+    """``sigma`` or ``panther``: the rule pack a figure's variant runs."""
+    return pack.split("+", maxsplit=1)[0]
+
+
+def meant_for(alert: PeerAlert, case: Case, *, pack: str, expected: Expected) -> bool:
+    """Whether the alert's rule is one meant for this case (strict recall)."""
+    if case.rule_id is not None and family(pack) == "panther":
         return alert.rule == case.rule_id
-    wanted = {_parent(t) for t in case.techniques}
-    return any(_parent(t) in wanted for t in alert.techniques)
+    return alert.rule in expected.get(case.group, {}).get(family(pack), ())
 
 
 def score(
-    cases: Sequence[Case], alerts: Sequence[PeerAlert], *, pack: str, per_case: bool
+    cases: Sequence[Case],
+    alerts: Sequence[PeerAlert],
+    *,
+    pack: str,
+    per_case: bool,
+    expected: Expected | None = None,
 ) -> dict[str, Any]:
     """The figures of one pack on one corpus (shape in ``benchmarks.peers``)."""
+    expected = expected if expected is not None else load_expected()
     on_case: dict[int, list[PeerAlert]] = defaultdict(list)
     for alert in alerts:
         for index in alert.cases:
@@ -71,7 +90,7 @@ def score(
         named = [(a, cases[i]) for i in indexes for a in on_case.get(i, ())]
         if named:
             found_any.append(key)
-        if any(meant_for(a, c, pack=pack) for a, c in named):
+        if any(meant_for(a, c, pack=pack, expected=expected) for a, c in named):
             found_strict.append(key)
     missed = sorted({_unit_name(cases, units[k]) for k in units if k not in set(found_strict)})
 

@@ -49,7 +49,7 @@ from sigma.types import (
     SpecialChars,
 )
 
-from benchmarks.corpora import REPO, Case, Kind
+from benchmarks.peers.cases import REPO, Case, Kind
 from benchmarks.peers.scoring import PeerAlert
 
 RULES = REPO.parent / "shared" / "peers" / "sigma" / "rules"
@@ -72,7 +72,6 @@ class SigmaPeerRule:
     title: str
     severity: str  # info, low, medium, high, critical
     kind: Kind
-    techniques: tuple[str, ...]
     matches: Predicate
     path: Path
 
@@ -260,16 +259,12 @@ def parse_rule(text: str, path: Path = Path("<text>")) -> SigmaPeerRule:
     if kind is None:
         raise UnsupportedRule(f"{path}: log source {rule.logsource} is not CloudTrail or k8s audit")
     conditions = [compile_condition(c.parsed) for c in rule.detection.parsed_condition]
-    techniques = tuple(
-        t.name.upper() for t in rule.tags if t.namespace == "attack" and t.name[:1] in "tT"
-    )
     level = rule.level.name.lower() if rule.level else "medium"
     return SigmaPeerRule(
         id=str(rule.id or path.stem),
         title=rule.title,
         severity=_LEVELS.get(level, level),
         kind=kind,
-        techniques=techniques,
         matches=lambda r: any(c(r) for c in conditions),
         path=path,
     )
@@ -301,7 +296,7 @@ def alerts(cases: Sequence[Case], rules: list[SigmaPeerRule] | None = None) -> l
     """One alert per rule and matching record, as a Sigma deployment raises them."""
     rules = rules if rules is not None else load_rules()[0]
     return [
-        PeerAlert(rule.title, rule.severity, (index,), rule.techniques)
+        PeerAlert(rule.title, rule.severity, (index,))
         for index, case in enumerate(cases)
         for rule in evaluate(rules, case.record, case.kind)
     ]

@@ -1,7 +1,8 @@
 """The compose demo's seeding job: generated logs into the moto S3, the inventory into PostgreSQL.
 
 Run by the ``demo-seed`` service of deploy/docker-compose.yml (profile ``demo``) in the
-harvester image, after the migrations. It writes ``DEMO_DAYS`` days (default 2) of an
+harvester image, after the migrations. It writes ``DEMO_DAYS`` days (default 14, as
+``harvester demo``: the attacks fall on days 8 to 13) of an
 organization's CloudTrail and EKS audit logs, with attacks injected, into the buckets the
 demo inventory names, then applies that inventory; the fleet's beat and workers take it from
 there. Idempotent enough for a demo: a second run writes the same objects again and applies
@@ -38,7 +39,7 @@ def wait_for(url: str, timeout: float = 120.0) -> None:
 
 def main() -> int:
     endpoint = os.environ["AWS_ENDPOINT_URL"]
-    days = int(os.environ.get("DEMO_DAYS", "2"))
+    days = int(os.environ.get("DEMO_DAYS", "14"))
     wait_for(endpoint)
     org = default_org(7)
     start = demo_start(datetime.now(UTC), days)

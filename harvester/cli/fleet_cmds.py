@@ -30,15 +30,28 @@ from harvester.runtime import Runtime
 from harvester.settings import Settings, load_settings
 from harvester.sources.ledger import WorkItem
 
-MetricsPortOpt = Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(help="Serve Prometheus metrics (and the /healthz, /readyz probes) on this port."),
+]
+MetricsAddrOpt = Annotated[
+    str,
+    typer.Option(help="Address the metrics port listens on; 127.0.0.1 keeps it to this machine."),
+]
+# Prometheus scrapes from another container or pod (metrics_cmds.DEFAULT_ADDR, not imported:
+# the metrics stack is only loaded by the processes that serve it).
+METRICS_ADDR = "0.0.0.0"  # noqa: S104
 
 
-def _exec_celery(argv: list[str], *, metrics_port: int | None, multiprocess: bool) -> None:
+def _exec_celery(
+    argv: list[str], *, metrics_port: int | None, metrics_addr: str, multiprocess: bool
+) -> None:
     # Replace this process with Celery's own command, so that `harvester worker` and
     # `celery -A workers.app worker` are the same program (signals, exit codes, pid).
     env = dict(os.environ)
     if metrics_port is not None:
         env["HARVESTER_METRICS_PORT"] = str(metrics_port)
+        env["HARVESTER_METRICS_ADDR"] = metrics_addr
         if multiprocess and "PROMETHEUS_MULTIPROC_DIR" not in env:
             # Must be in the environment before prometheus_client is imported by Celery.
             data_dir = load_settings(env).data_dir
@@ -84,12 +97,15 @@ def worker(
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = METRICS_ADDR,
 ) -> None:
     """Start a Celery worker (prefork) on the broker from HARVESTER_BROKER_URL.
 
     The same as: celery -A workers.app worker -Q harvest,score -c N. With --metrics-port,
     Prometheus metrics of all its processes are served there (multiprocess mode, in
-    PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics).
+    PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics), with /healthz and /readyz probes.
+    A worker whose database cannot be reached, or is not at this version's schema, exits
+    with status 1 before it takes any message.
     """
     try:
         consumed = broker_queues(queues, load_settings())
@@ -98,18 +114,24 @@ def worker(
     argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-P", "prefork"]
     if concurrency:
         argv += ["-c", str(concurrency)]
-    _exec_celery(argv, metrics_port=metrics_port, multiprocess=True)
+    _exec_celery(argv, metrics_port=metrics_port, metrics_addr=metrics_addr, multiprocess=True)
 
 
 def beat(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = METRICS_ADDR,
 ) -> None:
     """Start the scheduler; run two for availability, a Redis leader lock keeps one active.
 
     The same as: celery -A workers.app beat
     """
-    _exec_celery(["beat", "--loglevel", loglevel], metrics_port=metrics_port, multiprocess=False)
+    _exec_celery(
+        ["beat", "--loglevel", loglevel],
+        metrics_port=metrics_port,
+        metrics_addr=metrics_addr,
+        multiprocess=False,
+    )
 
 
 def run(

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Annotated, Final
 
 import typer
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 from redis import Redis
 
 from harvester.cli.context import AppContext
@@ -32,6 +32,7 @@ from harvester.metrics import (
     multiprocess_registry,
 )
 from harvester.metrics_inventory import InventoryCollector, InventoryConfig
+from harvester.probes import Readiness, database_check, probe_app, redis_check, start_probe_server
 from harvester.settings import Settings
 
 __all__ = ["DEFAULT_PORT", "inventory_registry", "metrics_app", "start_metrics_server"]
@@ -66,8 +67,13 @@ def _register_build_info(registry: CollectorRegistry) -> None:
             _build_info_done = True
 
 
-def start_metrics_server(port: int, *, addr: str = DEFAULT_ADDR) -> None:
+def start_metrics_server(
+    port: int, *, addr: str = DEFAULT_ADDR, readiness: Readiness | None = None
+) -> None:
     """Serve this process's metrics on ``port`` from a daemon thread, and return.
+
+    ``/metrics``, plus ``/healthz`` and ``/readyz`` answered by ``readiness`` (none: alive and
+    ready as long as the process serves); any other path is 404.
 
     Call it in a Celery worker's main process (``worker_init``) or in beat. With
     ``PROMETHEUS_MULTIPROC_DIR`` set it serves the sum of every worker process's files (the
@@ -88,7 +94,8 @@ def start_metrics_server(port: int, *, addr: str = DEFAULT_ADDR) -> None:
     else:
         registry = REGISTRY
     _register_build_info(registry)
-    start_http_server(port, addr=addr, registry=registry)
+    app = probe_app(make_wsgi_app(registry), readiness or Readiness())
+    start_probe_server(app, port=port, addr=addr)
 
 
 def inventory_registry(settings: Settings, *, config: InventoryConfig) -> CollectorRegistry:
@@ -146,6 +153,12 @@ def serve(
         cache_seconds=cache_seconds,
     )
     registry = inventory_registry(app.settings, config=config)
+    readiness = Readiness(
+        {
+            "database": database_check(make_engine(app.settings.effective_database_url)),
+            "broker": redis_check(app.settings.broker_url, what="the broker"),
+        }
+    )
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -154,11 +167,17 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         try:
-            server, _thread = start_http_server(port, addr=addr, registry=registry)
+            server, _thread = start_probe_server(
+                probe_app(make_wsgi_app(registry), readiness), port=port, addr=addr
+            )
         except OSError as exc:
             print(f"error: cannot listen on {addr}:{port}: {exc.strerror}", file=sys.stderr)
             raise typer.Exit(2) from None
-        print(f"serving inventory metrics on http://{addr}:{port}/metrics", flush=True)
+        print(
+            f"serving inventory metrics on http://{addr}:{port}/metrics "
+            "(probes: /healthz, /readyz)",
+            flush=True,
+        )
         try:
             while not stop.wait(1.0):
                 pass

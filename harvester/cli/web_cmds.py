@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,11 @@ from harvester import users
 from harvester.cli.context import AppContext
 from harvester.cli.output import OutputFormat, console, emit, when
 from harvester.inventory.validation import InvalidValue
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from harvester.db.user_models import User
 
 __all__ = ["users_app", "web"]
 
@@ -73,6 +78,15 @@ def web(
             "(for example behind a TLS-terminating proxy).",
         ),
     ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated addresses or networks of the proxies in front whose "
+            "X-Forwarded-For and X-Forwarded-Proto are believed, so the login throttle "
+            "counts each real client. Others' headers are ignored. Default: none.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web console and its JSON API (/api/v1, OpenAPI at /api/v1/openapi.json).
 
@@ -83,6 +97,7 @@ def web(
 
     from harvester.web import WebOptions, create_app  # keeps CLI start-up fast
 
+    proxies = _proxies(forwarded_allow_ips)
     app_ctx = _ctx(ctx)
     out = console()
     app_ctx.ensure_schema()
@@ -106,12 +121,30 @@ def web(
             public_read=public_read,
             secure_cookies=secure_cookies,
             allowed_hosts=_allowed_hosts(host, allowed_host or []),
+            forwarded_allow_ips=proxies,
         ),
     )
     out.print(f"serving the console on http://{host}:{port}/ (Ctrl-C stops it)", markup=False)
-    # No proxy headers: behind a proxy the client address is the proxy's, which only makes
-    # the login throttle coarser, never lets a client spoof who it is.
+    # The app reads proxy headers itself, from --forwarded-allow-ips only; uvicorn's own
+    # handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) by default.
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+def _proxies(value: str | None) -> tuple[str, ...] | None:
+    """The trusted proxies, each checked as an address or network."""
+    if value is None:
+        return None
+    proxies = tuple(p.strip() for p in value.split(",") if p.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise InvalidValue(
+                "--forwarded-allow-ips",
+                proxy,
+                "give IP addresses or networks (10.0.0.5, 10.0.0.0/24), comma-separated",
+            ) from None
+    return proxies or None
 
 
 # As Host headers carry them: an IPv6 literal in brackets.
@@ -213,19 +246,26 @@ def users_token(
     )
 
 
+def _user(session: Session, username: str) -> User:
+    user = users.get_user_by_name(session, username=username)
+    if user is None:
+        raise InvalidValue("USERNAME", username, "no such user (see: harvester users list)")
+    return user
+
+
 def _set_enabled(ctx: typer.Context, username: str, *, enabled: bool) -> None:
     app = _ctx(ctx)
     with app.session() as session:
-        user = users.get_user_by_name(session, username=username)
-        if user is None:
-            raise InvalidValue("USERNAME", username, "no such user (see: harvester users list)")
-        user.enabled = enabled
+        users.set_enabled(session, user=_user(session, username), enabled=enabled)
     console().print(f"{'enabled' if enabled else 'disabled'} {username}", markup=False)
 
 
 @users_app.command("disable")
 def users_disable(ctx: typer.Context, username: str) -> None:
-    """Stop a user from logging in; their sessions and API tokens stop working at once."""
+    """Stop a user from logging in; their sessions and API tokens stop working at once.
+
+    Enabling them again later does not bring those sessions back: they log in anew.
+    """
     _set_enabled(ctx, username, enabled=False)
 
 
@@ -233,3 +273,24 @@ def users_disable(ctx: typer.Context, username: str) -> None:
 def users_enable(ctx: typer.Context, username: str) -> None:
     """Let a disabled user log in again."""
     _set_enabled(ctx, username, enabled=True)
+
+
+@users_app.command("password")
+def users_password(ctx: typer.Context, username: str) -> None:
+    """Set a user's password (from HARVESTER_WEB_PASSWORD or asked twice); ends their sessions."""
+    app = _ctx(ctx)
+    with app.session() as session:
+        _user(session, username)
+    password = _read_password()
+    with app.session() as session:
+        users.set_password(session, user=_user(session, username), password=password)
+    console().print(f"changed the password of {username}; their sessions ended", markup=False)
+
+
+@users_app.command("logout")
+def users_logout(ctx: typer.Context, username: str) -> None:
+    """End every console session of a user (a lost laptop); API tokens are not affected."""
+    app = _ctx(ctx)
+    with app.session() as session:
+        users.end_sessions(_user(session, username))
+    console().print(f"ended the console sessions of {username}", markup=False)

@@ -264,7 +264,9 @@ def set_cloudtrail_storage(
 ) -> Source:
     v.bucket_name(storage.bucket, "bucket")
     v.region(storage.region, in_partition=account.partition)
-    v.prefix(storage.prefix)
+    v.cloudtrail_prefix(
+        storage.prefix, account_id=account.account_id, organization_id=account.organization_id
+    )
     role = _role_for(session, storage.role, partition=account.partition, field="role")
     now = clock()
     source = _source(session, account, CLOUDTRAIL, "")

@@ -110,7 +110,12 @@ class AccountSpec:
             ct = self.cloudtrail
             v.bucket_name(ct.bucket, f"{where}.cloudtrail.bucket")
             v.region(ct.region, in_partition=self.partition, field=f"{where}.cloudtrail.region")
-            v.prefix(ct.prefix, f"{where}.cloudtrail.prefix")
+            v.cloudtrail_prefix(
+                ct.prefix,
+                account_id=self.account_id,
+                organization_id=self.organization_id,
+                field=f"{where}.cloudtrail.prefix",
+            )
         seen: set[str] = set()
         for i, cluster in enumerate(self.clusters):
             cw = f"{where}.clusters[{i}]"

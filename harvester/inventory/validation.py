@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import botocore.loaders
 
+from harvester.sources.layouts import cloudtrail_root
+
 PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
 AUTHENTICATION_MODES = ("instance-profile", "access-keys")
 
@@ -172,6 +174,21 @@ def prefix(value: str, field: str = "prefix") -> str:
         raise InvalidValue(field, value, "an S3 prefix has no leading slash")
     if "//" in value:
         raise InvalidValue(field, value, "an S3 prefix has no empty path segments ('//')")
+    if any(part in (".", "..") for part in value.split("/")):
+        # S3 does not resolve them, but every tool that maps keys to paths does.
+        raise InvalidValue(field, value, "an S3 prefix has no '.' or '..' segments")
+    return value
+
+
+def cloudtrail_prefix(
+    value: str, *, account_id: str, organization_id: str | None, field: str = "prefix"
+) -> str:
+    """A trail prefix that leads to this account's own logs (checked as the harvest reads it)."""
+    prefix(value, field)
+    try:
+        cloudtrail_root(value, account_id=account_id, org_id=organization_id)
+    except ValueError as exc:
+        raise InvalidValue(field, value, str(exc)) from None
     return value
 
 

@@ -9,10 +9,12 @@ Security model, in short (the rules live in :mod:`harvester.web.auth`):
   Fetching a raw record from S3 always needs a user (it uses stored credentials).
 - Every write needs an admin: a bearer token, or the session cookie plus the session's CSRF
   token (hidden form field; ``X-CSRF-Token`` header for the JSON API).
-- The session cookie is HttpOnly, SameSite=Strict, signed with HMAC-SHA256 under a key
-  derived from the at-rest secret key, and ends on logout, on expiry (12 h), on a password
-  change and when the user is disabled. ``--secure-cookies`` adds Secure (``__Host-`` name)
-  and HSTS for a console behind HTTPS.
+- The session cookie is HttpOnly, SameSite=Strict, signed by itsdangerous (HMAC-SHA256)
+  under a key derived from the at-rest secret key, and expires after 12 h. It carries the
+  user's session generation, checked on every request: logout, a password change
+  (``harvester users password``), disabling the user and ``harvester users logout`` raise
+  it, which ends every session of that user at once, copies of the cookie included.
+  ``--secure-cookies`` adds Secure (``__Host-`` name) and HSTS for a console behind HTTPS.
 - Every response carries a Content-Security-Policy without inline script or style,
   ``frame-ancestors 'none'``/X-Frame-Options DENY, nosniff and ``Referrer-Policy:
   no-referrer``. Secret access keys are write-only; access key ids are shown masked.

@@ -186,6 +186,12 @@ class NewRoleIn(BaseModel):
     authentication: Literal["instance-profile", "access-keys"] = "instance-profile"
     access_key_id: str | None = Field(default=None, max_length=128)
     secret_access_key: SecretStr | None = Field(default=None, max_length=128)
+    via_role_arn: str | None = Field(
+        default=None, max_length=2048, description="A primary role assumed first"
+    )
+    external_id: SecretStr | None = Field(
+        default=None, max_length=1224, description="Overrides the installation-wide one"
+    )
 
     def to_input(self) -> NewRoleInput:
         return NewRoleInput(
@@ -198,6 +204,8 @@ class NewRoleIn(BaseModel):
             secret_access_key=(
                 self.secret_access_key.get_secret_value() if self.secret_access_key else None
             ),
+            via_role_arn=self.via_role_arn,
+            external_id=self.external_id.get_secret_value() if self.external_id else None,
         )
 
 

@@ -13,13 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from harvester import __version__
 from harvester.aws.session import AwsSessions
 from harvester.clock import Clock, utcnow
 from harvester.inventory.service import NotFound
 from harvester.settings import Settings
-from harvester.web import api, pages
+from harvester.web import api, health, pages
 from harvester.web.auth import Forbidden, LoginRequired
 from harvester.web.security import SecurityHeadersMiddleware, SessionMiddleware
 from harvester.web.state import WebOptions, WebState
@@ -117,6 +118,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.harvester = state
+    app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -134,4 +136,9 @@ def create_app(
         )
     # Added last, so outermost: error responses get the headers too.
     app.add_middleware(SecurityHeadersMiddleware, hsts=state.options.secure_cookies)
+    if state.options.forwarded_allow_ips:
+        # Outermost of all: everything inside sees the client the trusted proxy names.
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=list(state.options.forwarded_allow_ips)
+        )
     return app

@@ -123,14 +123,11 @@ def resolve(request: Request, state: WebState) -> Principal | None:
     if holder.data is None or holder.data.user_id is None:
         return None
     with state.session() as session:
-        user = users.get_user(session, user_id=holder.data.user_id)
-        valid = (
-            user is not None
-            and user.enabled
-            and holder.data.fingerprint == state.codec.fingerprint(user.password_hash)
+        user = users.session_user(
+            session, user_id=holder.data.user_id, generation=holder.data.generation
         )
-        if not valid or user is None:
-            # Disabled, deleted or its password changed since this cookie was issued.
+        if user is None:
+            # Logged out, disabled, deleted or its password changed since this cookie was issued.
             holder.logout()
             return None
         return _principal(user, "session")

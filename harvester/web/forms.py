@@ -87,6 +87,8 @@ class NewRoleInput:
     authentication: str = "instance-profile"
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    via_role_arn: str | None = None
+    external_id: str | None = None
 
     def __repr__(self) -> str:
         return f"NewRoleInput(name={self.name!r}, authentication={self.authentication!r})"
@@ -118,6 +120,8 @@ def _new_role_spec(
         session_name=new.session_name or DEFAULT_SESSION_NAME,
         partition=role_partition,
         authentication=new.authentication,
+        via_role_arn=new.via_role_arn or None,
+        external_id=new.external_id or None,
         access_key_id=(new.access_key_id or None) if keys else None,
         secret_access_key=(new.secret_access_key or None) if keys else None,
     )
@@ -136,6 +140,22 @@ def _new_role_spec(
             lambda: v.role_arn(
                 spec.role_arn or "", expected_partition=role_partition, field="new_role.role_arn"
             ),
+        )
+    if spec.via_role_arn is not None:
+        _check(
+            errors,
+            "new_role.via_role_arn",
+            lambda: v.role_arn(
+                spec.via_role_arn or "",
+                expected_partition=role_partition,
+                field="new_role.via_role_arn",
+            ),
+        )
+    if spec.external_id is not None:
+        _check(
+            errors,
+            "new_role.external_id",
+            lambda: v.external_id(spec.external_id or "", "new_role.external_id"),
         )
     _check(
         errors,
@@ -190,7 +210,15 @@ def apply_storage_edit(
     _check(errors, "bucket", lambda: v.bucket_name(edit.bucket, "bucket"))
     _check(errors, "region", lambda: v.region(edit.region, in_partition=account.partition))
     if source.kind == service.CLOUDTRAIL:
-        _check(errors, "prefix", lambda: v.prefix(edit.prefix or "", "prefix"))
+        _check(
+            errors,
+            "prefix",
+            lambda: v.cloudtrail_prefix(
+                edit.prefix or "",
+                account_id=account.account_id,
+                organization_id=account.organization_id,
+            ),
+        )
     elif edit.prefix is not None and edit.prefix != source.prefix:
         errors["prefix"] = (
             "an EKS cluster's prefix is derived (EKSLogs/<account>/<cluster>) and cannot be edited"

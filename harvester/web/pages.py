@@ -6,7 +6,9 @@ does not post again), or re-renders the form with each error beside its field (s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,6 +22,7 @@ from harvester.crypto import SecretKeyError, mask
 from harvester.db.models import Source
 from harvester.detect import repository as repo
 from harvester.detect.model import TACTIC_NAMES, Anomaly, Severity
+from harvester.durations import format_duration
 from harvester.inventory import service
 from harvester.inventory.validation import PARTITIONS, known_regions
 from harvester.web import charts, queries, records
@@ -125,21 +128,26 @@ def login(request: Request, form: Form, state: State) -> Response:
     username = _field(form, "username")[:64]
     password = form.get("password", "")
     next_url = _safe_next(form.get("next"))
+    # The proxy's address unless --forwarded-allow-ips trusts it to name the client.
     client = request.client.host if request.client else "unknown"
-    if state.throttle.blocked(client, username):
-        return render(
+    wait = math.ceil(state.throttle.wait(client, username).total_seconds())
+    if wait > 0:
+        response = render(
             request,
             "login.html",
             {
                 "next": next_url,
-                "error": "too many failed attempts: wait 15 minutes",
+                "error": "too many failed attempts: try again in "
+                + format_duration(timedelta(seconds=wait)),
                 "username": username,
             },
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
         )
+        response.headers["retry-after"] = str(wait)
+        return response
     with state.session() as session:
         user = users.authenticate(session, username=username, password=password, clock=state.clock)
-        who = None if user is None else (user.id, state.codec.fingerprint(user.password_hash))
+        who = None if user is None else (user.id, user.session_generation)
     if who is None:
         state.throttle.failed(client, username)
         return render(
@@ -148,14 +156,23 @@ def login(request: Request, form: Form, state: State) -> Response:
             {"next": next_url, "error": "wrong username or password", "username": username},
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
-    state.throttle.succeeded(client, username)
-    session_holder(request).login(user_id=who[0], fingerprint=who[1])
+    session_holder(request).login(user_id=who[0], generation=who[1])
     return _redirect(next_url)
 
 
 @router.post("/logout")
-def logout(request: Request, _: Form) -> RedirectResponse:
-    session_holder(request).logout()
+def logout(request: Request, _: Form, state: State) -> RedirectResponse:
+    holder = session_holder(request)
+    if holder.data is not None and holder.data.user_id is not None:
+        # Server-side, so a copy of this cookie (and any other session of this user) is
+        # worth nothing afterwards, not just the browser's own.
+        with state.session() as session:
+            user = users.session_user(
+                session, user_id=holder.data.user_id, generation=holder.data.generation
+            )
+            if user is not None:
+                users.end_sessions(user)
+    holder.logout()
     return _redirect("/login")
 
 
@@ -230,6 +247,7 @@ def _storage_values(row: queries.SourceRow) -> dict[str, str]:
         "role": row.role_name or "",
         "new_role.name": "",
         "new_role.role_arn": "",
+        "new_role.via_role_arn": "",
         "new_role.session_name": "audit-harvester",
         "new_role.partition": "",
         "new_role.authentication": "instance-profile",
@@ -278,6 +296,9 @@ def edit_source_page(
     return _edit_page(request, principal, state, row, roles)
 
 
+WRITE_ONLY_FIELDS = frozenset({"new_role.secret_access_key", "new_role.external_id"})
+
+
 def _storage_edit(form: Mapping[str, str], row: queries.SourceRow) -> StorageEdit:
     mode = _field(form, "role_mode") or "existing"
     if mode not in ("existing", "new"):
@@ -287,6 +308,8 @@ def _storage_edit(form: Mapping[str, str], row: queries.SourceRow) -> StorageEdi
         new_role = NewRoleInput(
             name=_field(form, "new_role.name"),
             role_arn=_field(form, "new_role.role_arn") or None,
+            via_role_arn=_field(form, "new_role.via_role_arn") or None,
+            external_id=_field(form, "new_role.external_id") or None,
             session_name=_field(form, "new_role.session_name") or "audit-harvester",
             partition=_field(form, "new_role.partition") or None,
             authentication=_field(form, "new_role.authentication") or "instance-profile",
@@ -316,8 +339,8 @@ def edit_source(
                 raise service.NotFound(f"no source with id {source_id}")
             apply_storage_edit(session, source=source, edit=edit, box=state.box, clock=state.clock)
     except FormErrors as exc:
-        # The secret is not echoed back: the form asks for it again.
-        values = {k: val for k, val in form.items() if k != "new_role.secret_access_key"}
+        # Secrets are not echoed back (the external ID is masked everywhere): asked again.
+        values = {k: val for k, val in form.items() if k not in WRITE_ONLY_FIELDS}
         return _edit_page(
             request,
             principal,

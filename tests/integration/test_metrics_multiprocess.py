@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -286,6 +287,18 @@ def test_metrics_serve_reads_postgres_and_redis_and_stops_on_sigterm(
         assert value(samples, "harvester_queue_messages", queue="score") == 1
         infos = [dict(k[1]) for k in samples if k[0] == "harvester_source_info"]
         assert {i["cluster"] for i in infos} == {"", "payments"}
+        # The probes on the same port; any other path is not the metrics.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+            assert json.loads(response.read()) == {
+                "status": "ready",
+                "checks": {"database": "ok", "broker": "ok"},
+            }
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthzz", timeout=10)
+        assert missing.value.code == 404
+        missing.value.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         _, err = proc.communicate(timeout=5)

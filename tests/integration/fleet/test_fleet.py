@@ -11,6 +11,8 @@ import os
 import random
 import re
 import signal
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -23,7 +25,7 @@ from harvester.db.models import Account, ProcessedObject, Source
 from harvester.detect.engine import EngineConfig
 from harvester.detect.model import stable_digest
 from harvester.synth.logs import cloudtrail_record
-from tests.conftest import FixedClock, wait_until
+from tests.conftest import REPO, FixedClock, wait_until
 from tests.integration.fleet.conftest import Fleet
 from tests.integration.seeding import ACCOUNTS, CLUSTER, REGIONS, Bucket, ct_key
 
@@ -250,7 +252,7 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
     """Ready and heartbeat files for the probes; one metrics endpoint summing both children."""
     import urllib.request
 
-    from tests.conftest import _free_port
+    from tests.conftest import _free_port, http_get
 
     seed(bucket, now, per_scope=1)
     # Root activity in one object, so scoring stores anomalies for the metrics to count.
@@ -270,6 +272,8 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
     fleet.start_worker(
         extra_env={
             "HARVESTER_METRICS_PORT": str(port),
+            # What --metrics-addr sets: this machine only.
+            "HARVESTER_METRICS_ADDR": "127.0.0.1",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
             "HARVESTER_HEALTH_DIR": str(health),
             "HARVESTER_LOG_FORMAT": "json",
@@ -320,6 +324,21 @@ def test_worker_probes_and_metrics(fleet: Fleet, bucket: Bucket, now: FixedClock
     assert all("task_id" in r and "source_id" in r for r in harvests)
     assert all(r["level"] != "INFO" for r in records if "score.batch[" in str(r["message"]))
 
+    # The same port answers the probes, and nothing but them and /metrics.
+    def status(path: str) -> tuple[int, str]:
+        return http_get(f"http://127.0.0.1:{port}{path}")
+
+    assert status("/healthz")[0] == 200
+    code, body = status("/readyz")
+    assert code == 200, body
+    assert json.loads(body)["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "redis": "ok",
+        "started": "ok",
+    }
+    assert status("/nothing-here")[0] == 404
+
 
 _ANOMALIES_LINE = re.compile(
     r'^harvester_anomalies_total\{detector="([^"]+)",severity="([^"]+)"\} ([0-9.]+)$', re.M
@@ -338,3 +357,23 @@ def anomalies_stored(fleet: Fleet) -> dict[tuple[str, str], int]:
             )
         )
         return {(detector, severity): count for detector, severity, count in rows}
+
+
+def test_worker_without_its_database_exits_before_ready(fleet: Fleet) -> None:
+    """A worker that cannot reach its database says so and stops: it never logs "ready"."""
+    log_path = fleet.logs / "worker-nodb.log"
+    env = fleet.env | {"HARVESTER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}
+    with log_path.open("ab") as log:
+        proc = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "harvest"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            check=False,
+        )
+    text = log_path.read_text()
+    assert proc.returncode == 1, text[-3000:]
+    assert "ready." not in text
+    assert "the worker cannot start: cannot reach the database (OperationalError)" in text

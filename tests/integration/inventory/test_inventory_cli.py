@@ -173,6 +173,16 @@ BAD_VALUES = [
         "prefix: /AWSLogs/o-abcdef1234",
         "accounts[0].cloudtrail.prefix: '/AWSLogs/o-abcdef1234/111111111111' is not valid: an S3 prefix has no leading slash",
     ),
+    (
+        "prefix: AWSLogs/o-abcdef1234/111111111111",
+        "prefix: AWSLogs/o-abcdef1234/555555555555",
+        "accounts[0].cloudtrail.prefix: 'AWSLogs/o-abcdef1234/555555555555' is not valid: the prefix 'AWSLogs/o-abcdef1234/555555555555' names account 555555555555, not 111111111111",
+    ),
+    (
+        "prefix: AWSLogs/o-abcdef1234/111111111111",
+        "prefix: AWSLogs/o-abcdef1234/111111111111/../../x",
+        "accounts[0].cloudtrail.prefix: 'AWSLogs/o-abcdef1234/111111111111/../../x' is not valid: an S3 prefix has no '.' or '..' segments",
+    ),
 ]
 
 

@@ -202,7 +202,11 @@ def test_roles_mask_access_keys_and_never_return_secrets(web: Web) -> None:
 def test_edit_storage_saves_what_is_given_and_keeps_the_rest(web: Web) -> None:
     response = web.client.put(
         f"/api/v1/sources/{web.data.trail_id}/storage",
-        json={"bucket": "new-trail-bucket", "region": "eu-central-1", "prefix": "logs/AWSLogs/x"},
+        json={
+            "bucket": "new-trail-bucket",
+            "region": "eu-central-1",
+            "prefix": "logs/AWSLogs/111122223333",
+        },
         headers=web.admin,
     )
     assert response.status_code == 200, response.text
@@ -210,7 +214,7 @@ def test_edit_storage_saves_what_is_given_and_keeps_the_rest(web: Web) -> None:
     assert (body["bucket"], body["region"], body["prefix"], body["role"]) == (
         "new-trail-bucket",
         "eu-central-1",
-        "logs/AWSLogs/x",
+        "logs/AWSLogs/111122223333",
         "legacy-keys",
     )
     cleared = web.client.put(
@@ -232,6 +236,8 @@ def test_edit_storage_saves_what_is_given_and_keeps_the_rest(web: Web) -> None:
         ({"prefix": "/AWSLogs"}, "prefix"),
         ({"prefix": "AWSLogs//x"}, "prefix"),
         ({"prefix": ""}, "prefix"),
+        ({"prefix": "AWSLogs/555555555555"}, "prefix"),
+        ({"prefix": "AWSLogs/../x"}, "prefix"),
         ({"role": "no-such-role"}, "role"),
         ({"role": "org-reader", "new_role": {"name": "x"}}, "role"),
         ({"new_role": {"name": "org-reader"}}, "new_role.name"),
@@ -242,6 +248,11 @@ def test_edit_storage_saves_what_is_given_and_keeps_the_rest(web: Web) -> None:
         ),
         ({"new_role": {"name": "r2", "partition": "aws-cn"}}, "new_role.partition"),
         ({"new_role": {"name": "r2", "session_name": "x"}}, "new_role.session_name"),
+        (
+            {"new_role": {"name": "r2", "via_role_arn": "arn:aws:iam::111122223333:role/x"}},
+            "new_role.via_role_arn",
+        ),
+        ({"new_role": {"name": "r2", "external_id": "has spaces"}}, "new_role.external_id"),
         ({"new_role": {"name": "r2", "authentication": "access-keys"}}, "new_role.access_key_id"),
         (
             {

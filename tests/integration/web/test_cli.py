@@ -174,6 +174,32 @@ def test_disable_and_enable(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _users(cli) == {"alice": ("admin", True)}
 
 
+def _generation(cli: Cli, username: str) -> tuple[int, str]:
+    with cli.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT session_generation, password_hash FROM users WHERE username = :u"),
+            {"u": username},
+        ).one()
+    return int(row[0]), str(row[1])
+
+
+def test_password_and_logout_end_the_users_sessions(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARVESTER_WEB_PASSWORD", PASSWORD)
+    cli.ok("users", "add", "alice")
+    start, old_hash = _generation(cli, "alice")
+    cli.ok("users", "logout", "alice")
+    assert _generation(cli, "alice") == (start + 1, old_hash)
+    monkeypatch.setenv("HARVESTER_WEB_PASSWORD", "another long password")
+    changed = cli.ok("users", "password", "alice")
+    assert "their sessions ended" in changed.output
+    generation, new_hash = _generation(cli, "alice")
+    assert generation == start + 2
+    assert users.verify_password("another long password", new_hash)
+    assert isinstance(cli("users", "logout", "nobody").exception, InvalidValue)
+
+
 # --- harvester web, as a process ---------------------------------------------------------------
 
 SERVE = """

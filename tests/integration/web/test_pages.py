@@ -6,8 +6,10 @@ import re
 from datetime import timedelta
 from http.cookies import SimpleCookie
 
+import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from harvester import users
 from harvester.db.anomaly_models import AnomalyRecord, SuppressionRecord
@@ -82,7 +84,7 @@ def test_session_cookie_is_httponly_strict_and_signed(web: Web) -> None:
     assert "Secure" not in header  # plain HTTP on loopback by default
     assert "strict-transport-security" not in response.headers
     value = _cookie(response)["harvester_session"].value
-    body, signature = value.split(".")
+    body, signature = value.rsplit(".", 1)
     forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + signature
     web.client.cookies.set("harvester_session", forged)
     assert web.client.get("/overview", follow_redirects=False).status_code == 303
@@ -106,13 +108,47 @@ def test_wrong_password_and_unknown_user_look_the_same(web: Web) -> None:
     assert "not the password" not in wrong.text
 
 
-def test_logins_are_throttled_after_repeated_failures(web: Web) -> None:
-    for _ in range(10):
-        assert web.login(password="guess guess guess").status_code == 401
+def _login_from(web: Web, address: str, username: str, password: str) -> httpx.Response:
+    response: httpx.Response = web.client.post(
+        "/login",
+        data={"csrf_token": web.csrf(), "username": username, "password": password},
+        headers={"x-forwarded-for": address},
+        follow_redirects=False,
+    )
+    return response
+
+
+def test_logins_from_one_address_slow_down_then_recover(web: Web) -> None:
+    for n in range(5):
+        assert web.login(username=f"user{n}", password="guess guess guess").status_code == 401
+    # Password spraying: the sixth username from the same address has to wait.
     blocked = web.login()
     assert blocked.status_code == 429
-    web.clock.advance(timedelta(minutes=16))
+    assert blocked.headers["retry-after"] == "1"
+    assert "try again in 1s" in blocked.text
+    web.clock.advance(timedelta(seconds=1))
     assert web.login().status_code == 303
+
+
+def test_failures_for_a_user_never_refuse_the_right_password_from_elsewhere(
+    make_web: WebFactory,
+) -> None:
+    web = make_web(forwarded_allow_ips=("testclient",))  # the test client is the proxy
+    codes = [
+        _login_from(web, "203.0.113.5", "admin", "guess guess guess").status_code for _ in range(10)
+    ]
+    assert codes[:5] == [401] * 5
+    assert set(codes[5:]) == {429}
+    # The attacker's address is held up; the admin's own address is not.
+    assert _login_from(web, "203.0.113.5", "admin", ADMIN_PASSWORD).status_code == 429
+    assert _login_from(web, "198.51.100.9", "admin", ADMIN_PASSWORD).status_code == 303
+
+
+def test_forwarded_headers_count_only_from_a_trusted_proxy(web: Web) -> None:
+    # No --forwarded-allow-ips: each "client" below is really the one test client.
+    for n in range(5):
+        _login_from(web, f"203.0.113.{n}", "admin", "guess guess guess")
+    assert _login_from(web, "198.51.100.9", "admin", ADMIN_PASSWORD).status_code == 429
 
 
 def test_login_needs_the_csrf_token(web: Web) -> None:
@@ -175,21 +211,46 @@ def test_logout_ends_the_session(web: Web) -> None:
     assert web.client.get("/overview", follow_redirects=False).status_code == 303
 
 
+def _captured(login: httpx.Response) -> str:
+    """The session cookie a login set, as someone who copied it would hold it."""
+    return _cookie(login)["harvester_session"].value
+
+
+def _replayed(web: Web, cookie: str) -> int:
+    # An explicit Cookie header: the client's own jar is neither sent nor changed by it.
+    headers = {"cookie": f"harvester_session={cookie}"}
+    return web.client.get("/overview", headers=headers, follow_redirects=False).status_code
+
+
+def test_a_cookie_copied_before_logout_is_worthless_after_it(web: Web) -> None:
+    copied = _captured(web.login())
+    assert _replayed(web, copied) == 200
+    web.post_form("/logout", {})
+    assert _replayed(web, copied) == 303
+
+
+def _admin(session: Session) -> User:
+    user = session.scalar(select(User).where(User.username == "admin"))
+    assert user is not None
+    return user
+
+
 def test_a_password_change_or_disabling_ends_sessions(web: Web) -> None:
-    web.login()
+    copied = _captured(web.login())
     with web.state.session() as session:
-        user = session.scalar(select(User).where(User.username == "admin"))
-        assert user is not None
-        user.password_hash = users.hash_password("a brand new password")
-    assert web.client.get("/overview", follow_redirects=False).status_code == 303
-    web.login(password="a brand new password")
-    assert web.client.get("/overview", follow_redirects=False).status_code == 200
+        users.set_password(session, user=_admin(session), password="a brand new password")
+    assert _replayed(web, copied) == 303
+    copied = _captured(web.login(password="a brand new password"))
+    assert _replayed(web, copied) == 200
     with web.state.session() as session:
-        user = session.scalar(select(User).where(User.username == "admin"))
-        assert user is not None
-        user.enabled = False
-    assert web.client.get("/overview", follow_redirects=False).status_code == 303
+        users.set_enabled(session, user=_admin(session), enabled=False)
+    assert _replayed(web, copied) == 303
     assert web.login(password="a brand new password").status_code == 401
+    # Enabled again, the user logs in anew: the old cookie does not come back to life.
+    with web.state.session() as session:
+        users.set_enabled(session, user=_admin(session), enabled=True)
+    assert _replayed(web, copied) == 303
+    assert web.login(password="a brand new password").status_code == 303
 
 
 # --- headers ----------------------------------------------------------------------------------
@@ -327,6 +388,9 @@ def test_a_bad_value_is_shown_beside_its_field_then_a_good_one_is_saved(web: Web
     assert "leading slash" in _error_beside(bad.text, "prefix")
     assert 'value="Bad_Bucket"' in bad.text  # what was typed stays, to be fixed
     assert 'aria-invalid="true" aria-describedby="err-bucket"' in bad.text
+    other = web.post_form(path, _storage_form(prefix="AWSLogs/555555555555"), page=path)
+    assert other.status_code == 422
+    assert "names account 555555555555, not 111122223333" in _error_beside(other.text, "prefix")
     good = web.post_form(path, _storage_form(bucket="fixed-trail-logs"), page=path)
     assert good.status_code == 303
     assert good.headers["location"] == "/accounts/audit-logs"
@@ -375,6 +439,35 @@ def test_creating_an_access_key_role_from_the_form(web: Web) -> None:
         assert web.state.box.decrypt(key.secret_encrypted) == NEW_SECRET
     for page in ("/accounts/audit-logs", path):
         assert NEW_SECRET not in web.client.get(page).text
+
+
+def test_the_role_form_takes_a_via_role_and_an_external_id(web: Web) -> None:
+    web.login()
+    path = f"/sources/{web.data.org_trail_id}/edit"
+    assert 'name="new_role.via_role_arn"' in web.client.get(path).text
+    fields = {
+        "bucket": "org-trail-bucket",
+        "region": "eu-west-1",
+        "prefix": f"AWSLogs/o-abcdef1234/{ORG_ACCOUNT}",
+        "role_mode": "new",
+        "new_role.name": "org-chained",
+        "new_role.role_arn": f"arn:aws:iam::{ORG_ACCOUNT}:role/reader",
+        "new_role.via_role_arn": "arn:aws:iam::999999999999:user/not-a-role",
+        "new_role.external_id": "tenant-external-id-0042",
+    }
+    bad = web.post_form(path, fields, page=path)
+    assert bad.status_code == 422
+    assert "role ARN" in _error_beside(bad.text, "new_role.via_role_arn")
+    assert "tenant-external-id-0042" not in bad.text  # masked everywhere, not echoed either
+    via = "arn:aws:iam::999999999999:role/audit-harvester-primary"
+    saved = web.post_form(path, {**fields, "new_role.via_role_arn": via}, page=path)
+    assert saved.status_code == 303
+    with web.state.session() as session:
+        role = session.scalar(select(RoleConfig).where(RoleConfig.name == "org-chained"))
+        assert role is not None
+        assert (role.via_role_arn, role.external_id) == (via, "tenant-external-id-0042")
+    for page in ("/accounts/audit-logs", path):
+        assert "tenant-external-id-0042" not in web.client.get(page).text
 
 
 def test_a_failed_edit_leaves_no_role_behind(web: Web) -> None:

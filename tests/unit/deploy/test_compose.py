@@ -12,7 +12,15 @@ from harvester.metrics import MULTIPROC_ENV
 from tests.unit.deploy.helpers import DEPLOY, REPO, fleet, load_yaml
 
 COMPOSE = DEPLOY / "docker-compose.yml"
-HARVESTER_SERVICES = ("migrate", "beat", "harvest-worker", "score-worker", "metrics", "demo-seed")
+HARVESTER_SERVICES = (
+    "migrate",
+    "beat",
+    "harvest-worker",
+    "score-worker",
+    "metrics",
+    "console",
+    "demo-seed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +40,8 @@ def _option(command: list[str], name: str) -> str:
 
 
 def test_every_service_is_there(services: dict[str, Any]) -> None:
-    assert set(services) == {
-        "redis",
-        "postgres",
-        "migrate",
-        "beat",
-        "harvest-worker",
-        "score-worker",
-        "metrics",
-        "prometheus",
-        "grafana",
-        "moto",
-        "demo-seed",
-    }
+    others = {"redis", "postgres", "prometheus", "grafana", "moto"}
+    assert set(services) == others | set(HARVESTER_SERVICES)
 
 
 def test_redis_never_evicts(services: dict[str, Any]) -> None:
@@ -65,7 +62,7 @@ def test_harvester_services_share_one_image_built_from_the_repo(services: dict[s
 def test_migrations_run_first(services: dict[str, Any]) -> None:
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
-    for name in ("beat", "harvest-worker", "score-worker", "metrics", "demo-seed"):
+    for name in ("beat", "harvest-worker", "score-worker", "metrics", "console", "demo-seed"):
         condition = services[name]["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully", name
 
@@ -84,10 +81,42 @@ def test_one_worker_service_per_queue(services: dict[str, Any]) -> None:
             # The grace period outlives the hard time limit: running tasks finish on stop.
             assert _seconds(service["stop_grace_period"]) > timing.hard_time_limit, name
             assert service["environment"][MULTIPROC_ENV].startswith("/run/harvester/")
-            health = service["healthcheck"]["test"]
-            assert health[1:4] == ["python", "-m", "harvester.health_files"]
-            assert f"{service['environment'][HEALTH_DIR_ENV]}/heartbeat" in health
+            assert service["environment"][HEALTH_DIR_ENV].startswith("/run/harvester")
     assert set(consumed) == set(queues.values())
+
+
+def _port_of(service: dict[str, Any]) -> int:
+    command = service["command"]
+    for option in ("--metrics-port", "--port"):
+        if option in command:
+            return int(_option(command, option))
+    raise AssertionError(f"no port in {command}")
+
+
+@pytest.mark.parametrize("name", ["beat", "harvest-worker", "score-worker", "metrics", "console"])
+def test_healthchecks_ask_readyz_on_the_port_the_service_serves(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    health = service["healthcheck"]["test"]
+    assert health == [
+        "CMD",
+        "python",
+        "-m",
+        "harvester.health_files",
+        "get",
+        f"http://127.0.0.1:{_port_of(service)}/readyz",
+    ]
+
+
+def test_the_console_is_served_on_this_host_only(services: dict[str, Any]) -> None:
+    console = services["console"]
+    assert console["command"][0] == "web"
+    assert console["ports"] == [f"127.0.0.1:{_port_of(console)}:{_port_of(console)}"]
+    allowed = [
+        v for i, v in enumerate(console["command"]) if console["command"][i - 1] == "--allowed-host"
+    ]
+    assert set(allowed) == {"localhost", "127.0.0.1"}
 
 
 def test_exactly_one_beat(services: dict[str, Any]) -> None:
@@ -135,6 +164,24 @@ def test_the_demo_profile(services: dict[str, Any]) -> None:
     assert seed["environment"]["AWS_ENDPOINT_URL"] == "http://moto:5000"
     assert seed["entrypoint"] == ["python", "/opt/demo/seed_demo.py"]
     assert "moto" in seed["depends_on"]
+
+
+def test_the_demo_seeds_the_days_its_attacks_fall_on(services: dict[str, Any]) -> None:
+    """The docs promise the injected attacks on the anomalies dashboard: the seeded days (and
+    the first harvest's lookback the docs tell to set) must reach the last attack day."""
+    from harvester.synth.org import ATTACKS
+
+    needed = max(attack.day for attack in ATTACKS) + 1  # days are counted from 0
+    default = re.fullmatch(
+        r"\$\{DEMO_DAYS:-(\d+)\}", services["demo-seed"]["environment"]["DEMO_DAYS"]
+    )
+    assert default is not None
+    assert int(default[1]) >= needed
+    script = (DEPLOY / "compose" / "seed_demo.py").read_text()
+    assert f'os.environ.get("DEMO_DAYS", "{default[1]}")' in script
+    for text in (COMPOSE.read_text(), (REPO / "docs" / "operations.md").read_text()):
+        (lookback,) = set(re.findall(r"HARVESTER_FIRST_HARVEST_LOOKBACK=(\d+)d", text))
+        assert int(lookback) > int(default[1])
 
 
 def test_the_seed_script_calls_what_exists() -> None:

@@ -74,3 +74,13 @@ def test_allowed_hosts_follow_the_listening_address() -> None:
     )
     assert _allowed_hosts("0.0.0.0", []) is None  # noqa: S104  the address under test
     assert _allowed_hosts("10.0.0.5", ["console.internal"]) == ("console.internal",)
+
+
+def test_forwarded_allow_ips_are_addresses_or_networks() -> None:
+    from harvester.cli.web_cmds import _proxies
+    from harvester.inventory.validation import InvalidValue
+
+    assert _proxies(None) is None
+    assert _proxies("10.0.0.5, 10.1.0.0/16,") == ("10.0.0.5", "10.1.0.0/16")
+    with pytest.raises(InvalidValue, match="--forwarded-allow-ips: '\\*' is not valid"):
+        _proxies("10.0.0.5,*")

@@ -1,4 +1,4 @@
-"""Signed session cookies, CSRF tokens and the login throttle."""
+"""Signed session cookies and CSRF tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 
 from harvester.web.security import (
-    LoginThrottle,
     SessionCodec,
     SessionData,
     SessionHolder,
@@ -28,17 +27,18 @@ def _data(clock: FixedClock, **fields: object) -> SessionData:
 
 
 def test_round_trip(codec: SessionCodec, clock: FixedClock) -> None:
-    data = _data(clock, user_id=7, fingerprint="fp", flash="saved")
+    data = _data(clock, user_id=7, generation=4, flash="saved")
     assert codec.loads(codec.dumps(data), now=clock()) == data
 
 
 def test_any_change_breaks_the_signature(codec: SessionCodec, clock: FixedClock) -> None:
     cookie = codec.dumps(_data(clock, user_id=7))
-    body, signature = cookie.split(".")
+    body, signature = cookie.rsplit(".", 1)
     other = codec.dumps(_data(clock, user_id=1))
     # Someone else's body with this signature, and this body with a flipped signature.
-    assert codec.loads(other.split(".")[0] + "." + signature, now=clock()) is None
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    assert codec.loads(other.rsplit(".", 1)[0] + "." + signature, now=clock()) is None
+    # The first character: the last one of base64 carries padding bits a decoder may ignore.
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     assert codec.loads(body + "." + flipped, now=clock()) is None
     assert codec.loads(cookie, now=clock()) is not None
 
@@ -79,19 +79,13 @@ def test_keys_are_separated_by_purpose() -> None:
     assert len(derive_key("k", "x")) == 32
 
 
-def test_password_fingerprint_changes_with_the_hash(codec: SessionCodec) -> None:
-    assert codec.fingerprint("scrypt$a") != codec.fingerprint("scrypt$b")
-    assert codec.fingerprint("scrypt$a") == codec.fingerprint("scrypt$a")
-    assert "scrypt" not in codec.fingerprint("scrypt$a")
-
-
 def test_holder_rotates_the_nonce_at_login_and_logout(
     codec: SessionCodec, clock: FixedClock
 ) -> None:
     holder = SessionHolder(codec, clock, None)
     anonymous = holder.ensure()
     assert holder.changed
-    holder.login(user_id=3, fingerprint="fp")
+    holder.login(user_id=3, generation=0)
     assert holder.data is not None
     assert holder.data.nonce != anonymous.nonce
     assert holder.data.user_id == 3
@@ -111,24 +105,3 @@ def test_flash_is_shown_once(codec: SessionCodec, clock: FixedClock) -> None:
 def test_cookie_names() -> None:
     assert cookie_settings(secure=True).name.startswith("__Host-")
     assert cookie_settings(secure=False).name == "harvester_session"
-
-
-def test_login_throttle(clock: FixedClock) -> None:
-    throttle = LoginThrottle(clock, max_failures=3, window=timedelta(minutes=10))
-    for _ in range(3):
-        assert not throttle.blocked("10.0.0.1", "Alice")
-        throttle.failed("10.0.0.1", "Alice")
-    assert throttle.blocked("10.0.0.1", "alice")
-    # Another client, or another name, is not held up by these failures.
-    assert not throttle.blocked("10.0.0.2", "alice")
-    assert not throttle.blocked("10.0.0.1", "bob")
-    clock.advance(timedelta(minutes=11))
-    assert not throttle.blocked("10.0.0.1", "alice")
-
-
-def test_a_success_clears_the_failures(clock: FixedClock) -> None:
-    throttle = LoginThrottle(clock, max_failures=2)
-    throttle.failed("c", "alice")
-    throttle.succeeded("c", "alice")
-    throttle.failed("c", "alice")
-    assert not throttle.blocked("c", "alice")

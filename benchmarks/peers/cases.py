@@ -1,8 +1,8 @@
-"""The labelled data sets every detector is measured on, as raw records with their labels.
+"""The labelled data sets, as raw records with their labels, for the peers' rule engines.
 
-``benchmarks.detection`` normalizes these records for our scorer; ``benchmarks.peers`` hands
-the same raw records to the open rule packs. One reader per data set, so both see the same
-cases with the same labels:
+``benchmarks.detection`` scores normalized events; the peers need the raw records. The labels
+and attack groups are the ones ``benchmarks.detection`` gives the same records (so one table
+of attack groups serves both):
 
 - ``panther-analysis/cloudtrail`` and ``panther-analysis/k8s_audit``: the example events of
   Panther's rule tests (``<repo>/../shared/corpus``). A positive of an Info-severity rule is
@@ -23,31 +23,11 @@ from typing import Any, Literal
 
 import orjson
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus"
 
 Kind = Literal["cloudtrail", "k8s"]
-Label = Literal["attack", "benign", "other"]
-
-# The falco traces carry falco rule names but no ATT&CK ids; these are the techniques the
-# behaviour each rule names belongs to (ATT&CK Containers matrix), so packs that tag their
-# rules with ATT&CK can be credited for the case they were meant for.
-FALCO_TECHNIQUES: dict[str, tuple[str, ...]] = {
-    "Anonymous Request Allowed": ("T1078.001", "T1190"),
-    "Attach to cluster-admin Role": ("T1098",),
-    "Attach/Exec Pod": ("T1609",),
-    "ClusterRole With Pod Exec Created": ("T1098",),
-    "ClusterRole With Wildcard Created": ("T1098",),
-    "ClusterRole With Write Privileges Created": ("T1098",),
-    "Create HostNetwork Pod": ("T1610", "T1611"),
-    "Create NodePort Service": ("T1133",),
-    "Create Privileged Pod": ("T1610", "T1611"),
-    "Create Sensitive Mount Pod": ("T1610", "T1611"),
-    "Create/Modify Configmap With Private Credentials": ("T1552", "T1552.007"),
-    "Pod Created in Kube Namespace": ("T1610",),
-    "Service Account Created in Kube Namespace": ("T1136",),
-    "System ClusterRole Modified/Deleted": ("T1098",),
-}
+Label = str  # "attack", "benign", or "other" (neither counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +61,14 @@ def _paired(folder: Path, events: str, labels: str) -> Iterator[tuple[Any, dict[
     return zip(read_lines(folder / events), read_lines(folder / labels), strict=True)
 
 
+def _scenario(label: dict[str, Any]) -> str | None:
+    """Panther's multi-event scenarios: ``scenario:<folder>`` from the file they come from."""
+    source = str(label.get("source_file") or "")
+    if label.get("test_name") != "test_scenario" or "test_scenarios/" not in source:
+        return None
+    return "scenario:" + source.split("test_scenarios/", 1)[1].split("/", 1)[0]
+
+
 def panther_cases(kind: Literal["cloudtrail", "k8s_audit"], corpus: Path = CORPUS) -> list[Case]:
     out: list[Case] = []
     for record, label in _paired(
@@ -91,13 +79,14 @@ def panther_cases(kind: Literal["cloudtrail", "k8s_audit"], corpus: Path = CORPU
             verdict: Label = "other" if label.get("rule_severity") == "Info" else "attack"
         else:
             verdict = "benign"
+        scenario = _scenario(label)
         out.append(
             Case(
                 record=record,
                 kind="cloudtrail" if kind == "cloudtrail" else "k8s",
                 label=verdict,
-                group=str(label.get("rule_id") or label.get("test_name") or "scenario"),
-                note=str(label.get("test_name", "")),
+                group=str(label.get("rule_id") or scenario or label.get("test_name") or "-"),
+                note=str((label.get("test_key") if scenario else label.get("test_name")) or ""),
                 techniques=tuple(label.get("mitre_techniques") or ()),
                 rule_id=label.get("rule_id"),
             )
@@ -109,14 +98,13 @@ def falco_cases(corpus: Path = CORPUS) -> list[Case]:
     out: list[Case] = []
     for record, label in _paired(corpus / "falco-k8s-audit-traces", "events.jsonl", "labels.jsonl"):
         rules = label.get("falco_rules_default") or ["-"]
-        techniques = tuple(t for rule in rules for t in FALCO_TECHNIQUES.get(rule, ()))
         out.append(
             Case(
                 record=record,
                 kind="k8s",
                 label="attack" if label["label"] == "suspicious" else "benign",
                 group=str(rules[0]),
-                techniques=tuple(label.get("mitre_techniques") or ()) or techniques,
+                techniques=tuple(label.get("mitre_techniques") or ()),
             )
         )
     return out
@@ -125,7 +113,7 @@ def falco_cases(corpus: Path = CORPUS) -> list[Case]:
 def otrf_cases(corpus: Path = CORPUS) -> list[Case]:
     out: list[Case] = []
     for record, label in _paired(corpus / "otrf-security-datasets", "events.jsonl", "labels.jsonl"):
-        verdict: Label = {"malicious": "attack", "benign": "benign"}.get(label["label"], "other")  # type: ignore[assignment]
+        verdict: Label = {"malicious": "attack", "benign": "benign"}.get(label["label"], "other")
         out.append(
             Case(
                 record=record,
