@@ -40,6 +40,7 @@ from harvester.detect.behaviour import (
     _Counts,
     _Group,
 )
+from harvester.detect.behaviour_sensitive import MORE_BURSTS, MORE_NOVELTIES
 from harvester.detect.features import (
     action_label,
     behaviour_entity,
@@ -158,7 +159,7 @@ class Catalog:
         )
 
 
-DEFAULT_CATALOG = Catalog(ALL_RULES, NOVELTIES, BURSTS)
+DEFAULT_CATALOG = Catalog(ALL_RULES, (*NOVELTIES, *MORE_NOVELTIES), (*BURSTS, *MORE_BURSTS))
 
 
 @dataclass(slots=True)

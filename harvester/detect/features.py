@@ -19,6 +19,7 @@ from harvester.events import Event, Principal
 
 __all__ = [
     "PUBLIC_INFO_PATHS",
+    "STRONG_ATTEMPTS",
     "action_label",
     "attempt_of",
     "behaviour_entity",
@@ -302,24 +303,43 @@ def error_is_denied(event: Event) -> bool:
     return code in _DENIED_CODES or "AccessDenied" in code or "Unauthorized" in code
 
 
-# Failures that still say what the caller was after: refused, checked with a dry run, aimed at
-# something that is not there (guessing names), or stopped by a quota (a launch too big for
-# the account). Malformed requests, throttling and AWS's own faults say nothing of intent.
+# A failed call is still an attempt at what it asked: refused, checked with a dry run, aimed at
+# something that is not there (guessing names), stopped by a quota (a launch too big for the
+# account), or rejected for its content. Only AWS's answers to load and its own faults say
+# nothing of the caller's intent (EC2's RequestLimitExceeded is throttling, not a quota).
+_NO_INTENT_MARKS = (
+    "Throttl",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "SlowDown",
+    "Internal",
+    "ServiceUnavailable",
+    "ServiceFailure",
+    "Unavailable",
+)
 _QUOTA_MARKS = ("LimitExceeded", "QuotaExceeded", "InsufficientInstanceCapacity")
 _NOT_FOUND_MARKS = ("NotFound", "NoSuch")
+_REFUSED = "refused"
+_DRY_RUN = "a dry run that would have succeeded"
+_QUOTA = "stopped by a quota"
+# Attempts that show the caller could not, or checked it could: a refusal, a dry run, a quota.
+# A missing target or a rejected request shows less (a typo, a stale name, a wrong value).
+STRONG_ATTEMPTS = frozenset((_REFUSED, _DRY_RUN, _QUOTA))
 
 
 @functools.lru_cache(maxsize=1024)
 def _attempt_kind(code: str) -> str | None:
+    if any(mark in code for mark in _NO_INTENT_MARKS):
+        return None
     if code.endswith("DryRunOperation"):
-        return "a dry run that would have succeeded"
+        return _DRY_RUN
     if code in _DENIED_CODES or "AccessDenied" in code or "Unauthorized" in code:
-        return "refused"
+        return _REFUSED
     if any(mark in code for mark in _NOT_FOUND_MARKS):
         return "aimed at something that does not exist"
     if any(mark in code for mark in _QUOTA_MARKS):
-        return "stopped by a quota"
-    return None
+        return _QUOTA
+    return "rejected"
 
 
 def attempt_of(event: Event) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from harvester.detect.features import attempt_of, display_principal
+from harvester.detect.features import STRONG_ATTEMPTS, attempt_of, display_principal
 from harvester.detect.model import DetectorSpec, Hit, Severity, SourceKind
 from harvester.events import Event, payload
 
@@ -150,10 +150,16 @@ class Call:
     routine: bool = False
 
 
-def attempt_severity(severity: Severity) -> Severity:
-    """An attempt weighs less than the deed: two steps down, never below low (low: info)."""
+def attempt_severity(severity: Severity, *, strong: bool = True) -> Severity:
+    """An attempt weighs less than the deed: two steps down, never below low (low: info).
+
+    A weak attempt (the target did not exist, the request was rejected for its content) is
+    low whatever the deed: it shows intent less than a refusal or a dry run does.
+    """
     if severity.rank <= Severity.low.rank:
         return Severity.info
+    if not strong:
+        return Severity.low
     return max(severity.raised(-2), Severity.low, key=lambda s: s.rank)
 
 
@@ -166,7 +172,9 @@ def as_attempt(hit: Hit, detector: DetectorSpec, event: Event, kind: str) -> Hit
     """
     code = event.outcome.error_code or "an error"
     hit.summary = f"{hit.summary}; the call failed with {code} ({kind}): an attempt"
-    hit.severity = attempt_severity(hit.severity or detector.severity)
+    hit.severity = attempt_severity(
+        hit.severity or detector.severity, strong=kind in STRONG_ATTEMPTS
+    )
     hit.score = None
     hit.title = f"Attempt: {hit.title or detector.title}"
     if hit.routine_key is not None:

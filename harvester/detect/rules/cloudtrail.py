@@ -55,6 +55,9 @@ rule = _CATALOG.rule
 
 table_rule = _CATALOG.table
 
+# User-agent families of infrastructure-as-code pipelines.
+_IAC = frozenset(("terraform", "cloudformation", "pulumi", "service:cloudformation"))
+
 
 # --- root -----------------------------------------------------------------------------------
 
@@ -690,6 +693,16 @@ table_rule(
 )
 
 
+def _by_hand(s: Subject) -> str | None:
+    """A snapshot someone took, as opposed to AWS Backup or infrastructure-as-code."""
+    p = s.event.principal
+    if p.type == "aws_service" or p.invoked_by or ua_family(s.event.user_agent) in _IAC:
+        return None
+    source = pick(s.params, "dBInstanceIdentifier", "dBClusterIdentifier") or "?"
+    name = pick(s.params, "dBSnapshotIdentifier", "dBClusterSnapshotIdentifier") or "?"
+    return f"snapshotting {source} as {name}"
+
+
 def _cross_region(s: Subject) -> str | None:
     source = s.params.get("sourceRegion")
     if source and source != s.event.region:
@@ -700,17 +713,22 @@ def _cross_region(s: Subject) -> str | None:
 table_rule(
     _spec(
         "aws.database-export",
-        title="Database snapshot exported or copied out of region",
+        title="Database snapshot taken by hand, exported or copied out of region",
         severity=Severity.medium,
-        tactics=["TA0010"],
-        techniques=["T1537"],
+        tactics=["TA0010", "TA0009"],
+        techniques=["T1537", "T1530"],
         description=(
             "An RDS snapshot export to S3 or a cross-region snapshot copy moves a whole database "
-            "somewhere else."
+            "somewhere else; a snapshot taken by hand (not by AWS Backup or a pipeline) is the "
+            "step before sharing or restoring it elsewhere (low)."
         ),
     ),
     [
         Call(("rds",), "StartExportTask", routine=True),
+        Call(("rds",), "CreateDBSnapshot", when=_by_hand, severity=Severity.low, routine=True),
+        Call(
+            ("rds",), "CreateDBClusterSnapshot", when=_by_hand, severity=Severity.low, routine=True
+        ),
         Call(("rds",), "CopyDBSnapshot", when=_cross_region, routine=True),
         Call(("rds",), "CopyDBClusterSnapshot", when=_cross_region, routine=True),
     ],
@@ -989,8 +1007,6 @@ def _quarantined(s: Subject, cfg: RuleConfig) -> Hit | None:
     user = s.params.get("userName", "?")
     return Hit(summary=f"{marker.rsplit('/', 1)[-1]} was applied to user {user}")
 
-
-_IAC = frozenset(("terraform", "cloudformation", "pulumi", "service:cloudformation"))
 
 USER_CREATED = _spec(
     "aws.iam-user-created-by-hand",

@@ -160,8 +160,14 @@ def network(value: Any) -> Network | None:
 
 
 def internet_network(net: Network) -> bool:
-    """Every address: a prefix of 0, whatever address bits were written (and ``::/0``)."""
-    return net.prefixlen == 0
+    """Every address: a prefix of 0, whatever address bits were written (and ``::/0``).
+
+    A range based at ``0.0.0.0`` or ``::`` (``0.0.0.0/16``) is read the same: it holds no
+    address anyone connects from, so whoever wrote it meant "everyone" and mistyped the mask.
+    """
+    return net.prefixlen == 0 or (
+        int(net.network_address) == 0 and net.prefixlen < net.max_prefixlen
+    )
 
 
 def broad_network(net: Network) -> bool:

@@ -88,7 +88,7 @@ def test_a_dry_run_is_an_attempt_that_would_have_worked() -> None:
     assert "dry run" in anomaly.explanation
 
 
-def test_a_not_found_target_is_an_attempt() -> None:
+def test_a_not_found_target_is_a_weak_attempt() -> None:
     event = ct(
         "DeleteTrail",
         "cloudtrail",
@@ -96,7 +96,26 @@ def test_a_not_found_target_is_an_attempt() -> None:
         error="TrailNotFoundException",
         message="Unknown trail: guessed-trail for the user: " + ACCOUNT,
     )
-    assert "aws.cloudtrail-logging-impaired" in detectors(event)
+    # Critical when done, medium when refused, low when the name was wrong.
+    assert only(detect(event), "aws.cloudtrail-logging-impaired").severity is Severity.low
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("Client.NetworkInterfaceNotSupported", "rejected"),
+        ("InvalidPermission.Duplicate", "rejected"),
+        ("MalformedPolicyDocument", "rejected"),
+        ("Client.VcpuLimitExceeded", "stopped by a quota"),
+        ("InvalidInstanceID.NotFound", "aimed at something that does not exist"),
+    ],
+)
+def test_a_failure_for_what_was_asked_is_an_attempt(code: str, kind: str) -> None:
+    event = ct(
+        "CreateTrafficMirrorSession", "ec2", params={"networkInterfaceId": "eni-1"}, error=code
+    )
+    assert attempt_of(event) == kind
+    assert "aws.traffic-mirroring" in detectors(event)
 
 
 def test_a_quota_error_is_an_attempt() -> None:
@@ -111,7 +130,8 @@ def test_a_quota_error_is_an_attempt() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", ["ThrottlingException", "InternalError", "ValidationException", "InvalidParameter"]
+    "code",
+    ["ThrottlingException", "RequestLimitExceeded", "InternalError", "ServiceUnavailableException"],
 )
 def test_failures_that_say_nothing_of_intent_are_not_attempts(code: str) -> None:
     event = ct("StopLogging", "cloudtrail", params={"name": _TRAIL}, error=code)
@@ -161,6 +181,7 @@ def test_attempts_are_a_property_of_every_name_indexed_cloudtrail_rule() -> None
 )
 def test_attempt_severity(deed: Severity, attempt: Severity) -> None:
     assert attempt_severity(deed) is attempt
+    assert attempt_severity(deed, strong=False) is min(attempt, Severity.low, key=lambda s: s.rank)
 
 
 def test_sign_in_failures_are_left_to_the_sign_in_rules() -> None:

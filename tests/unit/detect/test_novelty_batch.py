@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from harvester.detect.behaviour import NOVELTIES, Facts, Novelty, NoveltyFamily, Observation
+from harvester.detect.behaviour import Facts, Novelty, NoveltyFamily, Observation
+from harvester.detect.engine import DEFAULT_CATALOG
 from harvester.events import Event
 from tests.unit.detect.builders import OTHER, T0, ct, instance, k8s, k8s_user, role, sa, sso, user
 
@@ -76,7 +77,9 @@ def _planned(family: NoveltyFamily, events: list[Event]) -> list[object]:
 
 
 def test_prepare_plans_what_every_observer_on_every_event_would() -> None:
-    family = NoveltyFamily(NOVELTIES, prefix="t:", learning=timedelta(days=7), ttl=60)
+    family = NoveltyFamily(
+        DEFAULT_CATALOG.novelties, prefix="t:", learning=timedelta(days=7), ttl=60
+    )
     events = _batch()
     assert _planned(family, events) == _plain(family, events)
     assert _planned(family, events[::-1]) == _plain(family, events[::-1])
@@ -127,7 +130,7 @@ _OTHER_THAN_FACTS = {
 
 
 @pytest.mark.parametrize(
-    "novelty", [n for n in NOVELTIES if n.reads != "event"], ids=lambda n: n.short
+    "novelty", [n for n in DEFAULT_CATALOG.novelties if n.reads != "event"], ids=lambda n: n.short
 )
 def test_observers_read_only_what_they_declare(novelty: Novelty) -> None:
     for make in _CASES:

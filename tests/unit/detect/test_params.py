@@ -21,11 +21,11 @@ from harvester.detect.rules.params import (
     same_name,
     structured,
 )
-from tests.unit.detect.builders import ACCOUNT, ct, detect, detectors, only, user
+from tests.unit.detect.builders import ACCOUNT, ct, detect, detectors, only, sso, user
 
 
 @pytest.mark.parametrize(
-    "cidr", ["0.0.0.0/0", "10.1.2.3/0", " 192.168.0.0/0 ", "::/0", "2001:db8::/0"]
+    "cidr", ["0.0.0.0/0", "10.1.2.3/0", " 192.168.0.0/0 ", "::/0", "2001:db8::/0", "0.0.0.0/16"]
 )
 def test_any_prefix_zero_network_is_the_whole_internet(cidr: str) -> None:
     net = network(cidr)
@@ -213,3 +213,25 @@ def test_a_trust_policy_as_url_encoded_text_is_read() -> None:
     event = ct("UpdateAssumeRolePolicy", params={"roleName": "ops", "policyDocument": document})
     assert ACCOUNT not in document
     assert "aws.iam-trust-opened" in detectors(event)
+
+
+# --- a database snapshot taken by hand (aws.database-export) --------------------------------------
+
+_SNAPSHOT = {"dBInstanceIdentifier": "orders-db", "dBSnapshotIdentifier": "orders-copy"}
+
+
+def test_a_database_snapshot_taken_by_a_person_is_low_and_by_aws_backup_is_nothing() -> None:
+    person = ct("CreateDBSnapshot", "rds", identity=sso(), params=_SNAPSHOT)
+    backup = ct(
+        "CreateDBSnapshot",
+        "rds",
+        identity={"type": "AWSService", "invokedBy": "backup.amazonaws.com"},
+        params=_SNAPSHOT,
+        agent="backup.amazonaws.com",
+    )
+    pipeline = ct(
+        "CreateDBSnapshot", "rds", params=_SNAPSHOT, agent="APN/1.0 HashiCorp/1.0 Terraform/1.7.5"
+    )
+    assert only(detect(person), "aws.database-export").severity is Severity.low
+    assert "aws.database-export" not in detectors(backup)
+    assert "aws.database-export" not in detectors(pipeline)
