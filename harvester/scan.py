@@ -349,8 +349,6 @@ def _scan_one(
     key_group.objects += 1
     stats = ParseStats()
     error: ObjectError | None = None
-    current: tuple[str | None, str | None] | None = None
-    group = key_group
     try:
         with item.open() as stream:
             events = parse_object(
@@ -365,20 +363,10 @@ def _scan_one(
                 hash_content=False,  # the digest hash: a scan verifies nothing
                 copy_payloads=keep_events,
             )
-            for event in events:
-                if groups:
-                    first = event.account or info.account
-                    if info.kind == "eks":
-                        second = event.cluster or info.cluster
-                    else:
-                        second = event.region or info.region
-                    if (first, second) != current:
-                        # Org trails and Firehose objects mix groups rarely: look up on change.
-                        current = (first, second)
-                        group = summary.group(info.kind, first, second)
-                    group.add(event)
-                summary.events += 1
-                yield event
+            if groups:
+                yield from _tallied(events, info, summary)
+            else:
+                yield from events  # totals only: the parser counts (added from stats below)
     except CorruptObjectError as exc:
         error = ObjectError(
             bucket=item.bucket,
@@ -400,11 +388,33 @@ def _scan_one(
     finally:
         summary.compressed_bytes += stats.compressed_bytes
         summary.uncompressed_bytes += stats.uncompressed_bytes
+        if not groups:
+            summary.events += stats.events
     if error is not None:
         summary.errors.append(error)
         key_group.errors.append(error)
     elif info.kind == "cloudtrail" and not stats.records_found:
         summary.skipped["no_records"] = summary.skipped.get("no_records", 0) + 1
+
+
+def _tallied(events: Iterable[Event], info: KeyInfo, summary: ScanSummary) -> Iterator[Event]:
+    """``events``, each added to the summary of its (account, region) or (account, cluster)."""
+    current: tuple[str | None, str | None] | None = None
+    group = summary.group(
+        info.kind, info.account, info.cluster if info.kind == "eks" else info.region
+    )
+    for event in events:
+        first = event.account or info.account
+        second = (
+            (event.cluster or info.cluster) if info.kind == "eks" else (event.region or info.region)
+        )
+        if (first, second) != current:
+            # Org trails and Firehose objects mix groups rarely: look up on change only.
+            current = (first, second)
+            group = summary.group(info.kind, first, second)
+        group.add(event)
+        summary.events += 1
+        yield event
 
 
 def scan(

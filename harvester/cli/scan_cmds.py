@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -253,13 +254,8 @@ def parse(
     events = _with_progress(scanned, summary)
     stream = sys.stdout.buffer if str(out) == "-" else out.open("wb")
     try:
-        batch: list[Event] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= 1000:
-                stream.write(encode_events(batch))
-                batch.clear()
-        stream.write(encode_events(batch))
+        while batch := list(islice(events, 1000)):
+            stream.write(encode_events(batch))
     finally:
         if stream is not sys.stdout.buffer:
             stream.close()
