@@ -196,6 +196,19 @@ def demo_start(now: datetime, days: int) -> datetime:
     return today - timedelta(days=days)
 
 
+def demo_silence(now: datetime, start: datetime, days: int) -> dict[str, timedelta]:
+    """Silence expectations for a replay of ``days`` of history from ``start``.
+
+    The generated logs end at midnight, hours before ``now``: measured from ``now``, every
+    source would read as silent. The usual expectations are kept, counted from the data's end.
+    """
+    quiet = max(timedelta(0), now - (start + timedelta(days=days)))
+    return {
+        "silent_after_cloudtrail": quiet + timedelta(hours=1),
+        "silent_after_eks": quiet + timedelta(minutes=30),
+    }
+
+
 def demo_environment(endpoint_url: str) -> dict[str, str]:
     """AWS settings that point every client at the local moto server and nowhere else."""
     return {

@@ -17,6 +17,7 @@ from harvester.db.migrate import upgrade
 from harvester.demo import (
     apply_environment,
     demo_environment,
+    demo_silence,
     demo_inventory,
     demo_start,
     moto_server,
@@ -62,6 +63,7 @@ def demo(
         overrides_from(app),
         database_url=f"sqlite:///{database}",
         first_harvest_lookback=f"{days + 1}d",
+        **demo_silence(now, start, days),
     )
     org = default_org(seed)
     with moto_server() as url:
