@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from harvester.distinct import DistinctCounter, ExactBudget
 from harvester.events import UNKNOWN_TIME, Event, Principal
 from harvester.parse import ContentReader, CorruptObjectError, ParseStats, Readable, parse_object
 from harvester.sources import layouts
@@ -208,6 +209,10 @@ class ObjectError:
     events: int = 0
 
 
+# Distinct principals counted exactly, over all groups of a scan, before counts are estimated.
+EXACT_PRINCIPALS = 200_000
+
+
 @dataclass(slots=True)
 class GroupSummary:
     """Events of one (account, region) for CloudTrail, or one (account, cluster) for EKS."""
@@ -215,14 +220,21 @@ class GroupSummary:
     objects: int = 0
     events: int = 0
     failed_events: int = 0
-    principals: set[str] = field(default_factory=set)
+    principals: DistinctCounter = field(
+        default_factory=lambda: DistinctCounter(ExactBudget(EXACT_PRINCIPALS))
+    )
     first: datetime | None = None
     last: datetime | None = None
     errors: list[ObjectError] = field(default_factory=list)
 
     @property
     def distinct_principals(self) -> int:
+        """Exact, or an estimate (within a few percent) when ``principals_estimated``."""
         return len(self.principals)
+
+    @property
+    def principals_estimated(self) -> bool:
+        return self.principals.estimated
 
     def add(self, event: Event) -> None:
         self.events += 1
@@ -252,13 +264,15 @@ class ScanSummary:
     errors: list[ObjectError] = field(default_factory=list)
     # Objects whose name and content are neither CloudTrail's nor EKS's (inside folders).
     unrecognised: list[str] = field(default_factory=list)
+    # Shared by the groups' principal counters: memory stays bounded however many there are.
+    exact_principals: ExactBudget = field(default_factory=lambda: ExactBudget(EXACT_PRINCIPALS))
 
     def group(self, kind: KeyKind, first: str | None, second: str | None) -> GroupSummary:
         table = self.clusters if kind == "eks" else self.cloudtrail
         name = (first or "unknown", second or "unknown")
         found = table.get(name)
         if found is None:
-            found = table[name] = GroupSummary()
+            found = table[name] = GroupSummary(principals=DistinctCounter(self.exact_principals))
         return found
 
 
@@ -335,8 +349,6 @@ def _scan_one(
     key_group.objects += 1
     stats = ParseStats()
     error: ObjectError | None = None
-    current: tuple[str | None, str | None] | None = None
-    group = key_group
     try:
         with item.open() as stream:
             events = parse_object(
@@ -351,20 +363,10 @@ def _scan_one(
                 hash_content=False,  # the digest hash: a scan verifies nothing
                 copy_payloads=keep_events,
             )
-            for event in events:
-                if groups:
-                    first = event.account or info.account
-                    if info.kind == "eks":
-                        second = event.cluster or info.cluster
-                    else:
-                        second = event.region or info.region
-                    if (first, second) != current:
-                        # Org trails and Firehose objects mix groups rarely: look up on change.
-                        current = (first, second)
-                        group = summary.group(info.kind, first, second)
-                    group.add(event)
-                summary.events += 1
-                yield event
+            if groups:
+                yield from _tallied(events, info, summary)
+            else:
+                yield from events  # totals only: the parser counts (added from stats below)
     except CorruptObjectError as exc:
         error = ObjectError(
             bucket=item.bucket,
@@ -386,11 +388,33 @@ def _scan_one(
     finally:
         summary.compressed_bytes += stats.compressed_bytes
         summary.uncompressed_bytes += stats.uncompressed_bytes
+        if not groups:
+            summary.events += stats.events
     if error is not None:
         summary.errors.append(error)
         key_group.errors.append(error)
     elif info.kind == "cloudtrail" and not stats.records_found:
         summary.skipped["no_records"] = summary.skipped.get("no_records", 0) + 1
+
+
+def _tallied(events: Iterable[Event], info: KeyInfo, summary: ScanSummary) -> Iterator[Event]:
+    """``events``, each added to the summary of its (account, region) or (account, cluster)."""
+    current: tuple[str | None, str | None] | None = None
+    group = summary.group(
+        info.kind, info.account, info.cluster if info.kind == "eks" else info.region
+    )
+    for event in events:
+        first = event.account or info.account
+        second = (
+            (event.cluster or info.cluster) if info.kind == "eks" else (event.region or info.region)
+        )
+        if (first, second) != current:
+            # Org trails and Firehose objects mix groups rarely: look up on change only.
+            current = (first, second)
+            group = summary.group(info.kind, first, second)
+        group.add(event)
+        summary.events += 1
+        yield event
 
 
 def scan(

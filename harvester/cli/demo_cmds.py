@@ -22,6 +22,7 @@ from harvester.demo import (
     moto_server,
     seed_bucket,
 )
+from harvester.detect.model import Severity
 from harvester.detect.render import render_findings
 from harvester.detect.repository import list_anomalies, list_incidents
 from harvester.embedded import run_cycle
@@ -95,9 +96,13 @@ def demo(
         finally:
             rt.close()
     emit(OutputFormat.table, sources, SOURCE_COLUMNS, "Sources")
-    render_findings(anomalies, incidents, "table")
+    # Info findings are habits and context (an actor doing what it does every day): kept in
+    # the database, left out of the table so the alerts stand out.
+    alerts = [a for a in anomalies if a.severity is not Severity.info]
+    render_findings(alerts, incidents, "table")
     out.print(
-        f"{len(anomalies)} anomalies, {len(incidents)} incidents; the database is {database} "
+        f"{len(alerts)} anomalies shown, {len(anomalies) - len(alerts)} of severity info not "
+        f"shown, {len(incidents)} incidents; the database is {database} "
         f"(HARVESTER_DATABASE_URL=sqlite:///{database} harvester anomalies list). "
         f"Total {time.monotonic() - started:.0f}s."
     )

@@ -101,7 +101,8 @@ def worker(
 ) -> None:
     """Start a Celery worker (prefork) on the broker from HARVESTER_BROKER_URL.
 
-    The same as: celery -A workers.app worker -Q harvest,score -c N. With --metrics-port,
+    The same as: celery -A workers.app worker -Q harvest,score -c N, with the queues'
+    configured names after -Q. With --metrics-port,
     Prometheus metrics of all its processes are served there (multiprocess mode, in
     PROMETHEUS_MULTIPROC_DIR or <data dir>/metrics), with /healthz and /readyz probes.
     A worker whose database cannot be reached, or is not at this version's schema, exits

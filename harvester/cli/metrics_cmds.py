@@ -23,6 +23,7 @@ from redis import Redis
 
 from harvester.cli.context import AppContext
 from harvester.db.engine import make_engine, session_factory
+from harvester.fleet import queue_names
 from harvester.metrics import (
     MULTIPROC_ENV,
     BuildInfoCollector,
@@ -104,8 +105,7 @@ def inventory_registry(settings: Settings, *, config: InventoryConfig) -> Collec
     registry = CollectorRegistry()
     registry.register(InventoryCollector(session_factory(engine), config=config))
     broker = Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
-    queues = {"harvest": settings.harvest_queue, "score": settings.score_queue}
-    registry.register(QueueCollector(broker, queues=queues))
+    registry.register(QueueCollector(broker, queues=queue_names(settings)))
     registry.register(BuildInfoCollector())
     return registry
 

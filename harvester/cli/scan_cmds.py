@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +15,8 @@ from rich.table import Table
 
 from harvester.cli.output import print_table, when
 from harvester.events import Event, encode_events
-from harvester.scan import ScanSummary, SourceObject, iter_scan, local_objects
+from harvester.scan import GroupSummary, ScanSummary, SourceObject, iter_scan, local_objects
+from harvester.scan_limits import DEFAULT_MEMORY_MB, ScanLimits
 from harvester.terminal import cell, printable
 
 # The detection engine, boto3 (s3:// paths) and botocore's region data are imported where
@@ -114,7 +116,7 @@ def _print_summary(summary: ScanSummary, *, to_stderr: bool) -> None:
                 region,
                 group.objects,
                 group.events,
-                group.distinct_principals,
+                _principals(group),
                 when(group.first),
                 when(group.last),
                 len(group.errors),
@@ -128,7 +130,7 @@ def _print_summary(summary: ScanSummary, *, to_stderr: bool) -> None:
                 cluster,
                 group.objects,
                 group.events,
-                group.distinct_principals,
+                _principals(group),
                 when(group.first),
                 when(group.last),
                 len(group.errors),
@@ -179,6 +181,11 @@ def _exit_status(summary: ScanSummary) -> None:
         raise typer.Exit(1)
 
 
+def _principals(group: GroupSummary) -> str:
+    count = group.distinct_principals
+    return f"~{count}" if group.principals_estimated else str(count)
+
+
 def scan(
     paths: PathsArg,
     output: Annotated[
@@ -186,6 +193,14 @@ def scan(
         typer.Option("--output", "-o", help="table, jsonl (one finding per line) or json."),
     ] = FindingsFormat.table,
     endpoint_url: EndpointOpt = None,
+    memory_mb: Annotated[
+        int,
+        typer.Option(
+            help="Memory ceiling in MB, whatever the input: beyond it the least recently seen "
+            "baselines are forgotten and counted. 0: no ceiling.",
+            envvar="HARVESTER_SCAN_MEMORY_MB",
+        ),
+    ] = DEFAULT_MEMORY_MB,
 ) -> None:
     """Scan CloudTrail and EKS audit logs for anomalies and incidents, offline.
 
@@ -193,15 +208,25 @@ def scan(
     Corrupt objects are reported and skipped; the scan goes on. A file named here is read
     by its content when its name is not CloudTrail's or Firehose's; files under a folder
     whose names say neither are listed on stderr. Exit status 1 when a named file is no log.
+    Memory stays under --memory-mb; the scan says what it forgot to stay there.
     """
     from harvester.detect.engine import scan_events
     from harvester.detect.render import render_findings
+    from harvester.inventory.validation import InvalidValue
 
+    try:
+        limits = ScanLimits.for_megabytes(memory_mb)
+    except ValueError as exc:
+        raise InvalidValue("--memory-mb", str(memory_mb), str(exc)) from None
     summary = ScanSummary()
     events = _with_progress(iter_scan(_objects(paths, endpoint_url), summary), summary)
-    report = scan_events(events)
+    store = limits.store()
+    report = scan_events(events, store=store, max_anomalies=limits.anomalies)
     machine = output is not FindingsFormat.table
     _print_summary(summary, to_stderr=machine)
+    notice = limits.notice(store, dropped=report.dropped)
+    if notice:
+        print(notice, file=sys.stderr)
     render_findings(report.anomalies, report.incidents, output.value)
     _exit_status(summary)
 
@@ -229,13 +254,8 @@ def parse(
     events = _with_progress(scanned, summary)
     stream = sys.stdout.buffer if str(out) == "-" else out.open("wb")
     try:
-        batch: list[Event] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= 1000:
-                stream.write(encode_events(batch))
-                batch.clear()
-        stream.write(encode_events(batch))
+        while batch := list(islice(events, 1000)):
+            stream.write(encode_events(batch))
     finally:
         if stream is not sys.stdout.buffer:
             stream.close()

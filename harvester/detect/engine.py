@@ -693,6 +693,8 @@ class ScanReport:
     events: int
     duplicates: int
     errors: int
+    # Anomalies left out by ``max_anomalies`` (the least severe first).
+    dropped: int = 0
 
 
 def _batches(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
@@ -710,12 +712,17 @@ def scan_events(
     suppressions: Sequence[SuppressionRule] = (),
     batch_size: int = 5000,
     incident_window: timedelta = timedelta(hours=1),
+    max_anomalies: int | None = None,
 ) -> ScanReport:
-    """Score a stream of events with state in memory: the engine behind ``harvester scan``."""
+    """Score a stream of events with state in memory: the engine behind ``harvester scan``.
+
+    With ``max_anomalies``, memory stays bounded however many anomalies the input raises:
+    beyond it the least severe are dropped (and counted), a quarter of the cap at a time.
+    """
     scorer = Scorer(store=store if store is not None else MemoryStore(), config=config, clock=clock)
     cap = scorer.config.evidence_cap
     merged: dict[str, Anomaly] = {}
-    total = duplicates = errors = 0
+    total = duplicates = errors = dropped = 0
     for batch in _batches(events, batch_size):
         result = scorer.score_and_commit(batch, suppressions=suppressions)
         total += result.events
@@ -726,6 +733,18 @@ def scan_events(
             merged[anomaly.dedup_key] = (
                 anomaly if old is None else merge_anomaly(old, anomaly, cap=cap)
             )
+        if max_anomalies is not None and len(merged) > max_anomalies * 5 // 4:
+            dropped += _drop_least_severe(merged, max_anomalies)
+    if max_anomalies is not None and len(merged) > max_anomalies:
+        dropped += _drop_least_severe(merged, max_anomalies)
     anomalies = sorted(merged.values(), key=lambda a: (a.first_seen, a.detector))
     incidents = build_incidents(anomalies, window=incident_window)
-    return ScanReport(anomalies, incidents, total, duplicates, errors)
+    return ScanReport(anomalies, incidents, total, duplicates, errors, dropped)
+
+
+def _drop_least_severe(merged: dict[str, Anomaly], keep: int) -> int:
+    ranked = sorted(merged.values(), key=lambda a: (a.severity.rank, a.score, a.last_seen))
+    gone = ranked[: len(ranked) - keep]
+    for anomaly in gone:
+        del merged[anomaly.dedup_key]
+    return len(gone)

@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from harvester.detect.state import ANONYMOUS, CONFIRMED, HashRead, HashValue, HashWrite
+from harvester.detect.state import (
+    ANONYMOUS,
+    CONFIRMED,
+    HashRead,
+    HashValue,
+    HashWrite,
+    claims_taken,
+)
 
 __all__ = ["FileStore"]
 
@@ -104,19 +111,11 @@ class FileStore:
                 part,
             ):
                 held[key] = (expiry, holder)
-        out: list[bool] = []
-        taken: list[tuple[str, float, str]] = []
-        seen: set[str] = set()
-        for key in keys:
-            found = held.get(key)
-            mine = owner != ANONYMOUS and found is not None and found[1] == owner
-            if key in seen or (found is not None and found[0] > now and not mine):
-                out.append(False)
-                continue
-            seen.add(key)
-            taken.append((key, now + ttl, owner))
-            out.append(True)
-        db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", taken)
+        out = claims_taken(keys, held, owner=owner, now=now)
+        db.executemany(
+            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
+            [(key, now + ttl, owner) for key, taken in zip(keys, out, strict=True) if taken],
+        )
         return out
 
     def _confirm(self, db: sqlite3.Connection, keys: Sequence[str], ttl: int) -> None:

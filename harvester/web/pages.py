@@ -6,6 +6,7 @@ does not post again), or re-renders the form with each error beside its field (s
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from datetime import timedelta
@@ -48,9 +49,11 @@ from harvester.web.forms import (
     parse_suppression,
 )
 from harvester.web.state import WebState, web_state
+from harvester.web.throttle import ThrottleUnavailable
 
 __all__ = ["render", "router"]
 
+logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 Reader = Annotated[Principal, Depends(page_reader)]
@@ -130,7 +133,10 @@ def login(request: Request, form: Form, state: State) -> Response:
     next_url = _safe_next(form.get("next"))
     # The proxy's address unless --forwarded-allow-ips trusts it to name the client.
     client = request.client.host if request.client else "unknown"
-    wait = math.ceil(state.throttle.wait(client, username).total_seconds())
+    try:
+        wait = math.ceil(state.throttle.wait(client, username).total_seconds())
+    except ThrottleUnavailable as exc:
+        return _logins_unavailable(request, exc, next_url=next_url, username=username)
     if wait > 0:
         response = render(
             request,
@@ -149,7 +155,10 @@ def login(request: Request, form: Form, state: State) -> Response:
         user = users.authenticate(session, username=username, password=password, clock=state.clock)
         who = None if user is None else (user.id, user.session_generation)
     if who is None:
-        state.throttle.failed(client, username)
+        try:
+            state.throttle.failed(client, username)
+        except ThrottleUnavailable as exc:
+            return _logins_unavailable(request, exc, next_url=next_url, username=username)
         return render(
             request,
             "login.html",
@@ -158,6 +167,22 @@ def login(request: Request, form: Form, state: State) -> Response:
         )
     session_holder(request).login(user_id=who[0], generation=who[1])
     return _redirect(next_url)
+
+
+def _logins_unavailable(
+    request: Request, exc: ThrottleUnavailable, *, next_url: str, username: str
+) -> HTMLResponse:
+    logger.error("login refused: %s", exc)
+    return render(
+        request,
+        "login.html",
+        {
+            "next": next_url,
+            "error": "logins are unavailable: try again later",
+            "username": username,
+        },
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
 
 
 @router.post("/logout")

@@ -27,11 +27,22 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from redis import Redis
+from redis import Redis, RedisError
 
 from harvester.clock import Clock
 
-__all__ = ["FailureStore", "LoginThrottle", "MemoryFailures", "RedisFailures", "address_key"]
+__all__ = [
+    "FailureStore",
+    "LoginThrottle",
+    "MemoryFailures",
+    "RedisFailures",
+    "ThrottleUnavailable",
+    "address_key",
+]
+
+
+class ThrottleUnavailable(RuntimeError):
+    """The shared failure counts cannot be read or written: logins are refused meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,10 @@ class RedisFailures:
         self._prefix = prefix
 
     def get(self, key: str, *, now: float) -> Failures | None:
-        count, last = self._redis.hmget(self._prefix + key, ["n", "t"])
+        try:
+            count, last = self._redis.hmget(self._prefix + key, ["n", "t"])
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
         if count is None or last is None:
             return None
         return _fresh(Failures(int(count), float(last)), now, self.window)
@@ -95,13 +109,24 @@ class RedisFailures:
     def add(self, key: str, *, now: float) -> None:
         name = self._prefix + key
         stale = self.get(key, now=now) is None
-        with self._redis.pipeline(transaction=True) as pipe:
-            if stale:  # older than the window by the injected clock, though Redis kept it
-                pipe.delete(name)
-            pipe.hincrby(name, "n", 1)
-            pipe.hset(name, "t", repr(now))
-            pipe.expire(name, int(self.window.total_seconds()) + 1)
-            pipe.execute()
+        try:
+            with self._redis.pipeline(transaction=True) as pipe:
+                if stale:  # older than the window by the injected clock, though Redis kept it
+                    pipe.delete(name)
+                pipe.hincrby(name, "n", 1)
+                pipe.hset(name, "t", repr(now))
+                pipe.expire(name, int(self.window.total_seconds()) + 1)
+                pipe.execute()
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: RedisError) -> ThrottleUnavailable:
+    # Fail closed: without the counts, guessing would be unlimited.
+    return ThrottleUnavailable(
+        f"the login throttle's Redis (HARVESTER_REDIS_URL) does not answer ({exc}); "
+        "logins are refused until it does"
+    )
 
 
 def address_key(client: str) -> str:

@@ -77,16 +77,21 @@ def test_parse_s3_url_to_file(
     assert "wrote 25 events from 2 objects" in err
 
 
-def test_scan_local_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rng = random.Random(4)
+def write_trail(folder: Path, *, seed: int, records: int) -> None:
+    """A generated CloudTrail object where ``aws s3 sync`` would leave it under ``folder``."""
+    rng = random.Random(seed)
     when = datetime(2026, 1, 15, 12, tzinfo=UTC)
-    path = tmp_path / KEY
+    path = folder / KEY
     path.parent.mkdir(parents=True)
-    records = [
+    body = [
         cloudtrail_record(rng, account_id="111122223333", region="us-east-1", when=when)
-        for _ in range(10)
+        for _ in range(records)
     ]
-    path.write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
+    path.write_bytes(gzip.compress(json.dumps({"Records": body}).encode()))
+
+
+def test_scan_local_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_trail(tmp_path, seed=4, records=10)
     code, out, err = run(capsys, "scan", str(tmp_path))
     assert code == 0, err
     assert "Scanned" in out
@@ -98,6 +103,31 @@ def test_scan_bad_url_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert out == ""
     assert "not an s3:// URL" in err
+
+
+def test_scan_says_when_its_memory_ceiling_made_it_forget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harvester.cli import scan_cmds
+    from harvester.scan_limits import ScanLimits
+
+    # Caps small enough for 200 principals to overflow them (the real ones take millions).
+    tiny = ScanLimits(256, state_bytes=20_000, claims=50, anomalies=3)
+    monkeypatch.setattr(scan_cmds.ScanLimits, "for_megabytes", lambda mb: tiny)
+    write_trail(tmp_path, seed=5, records=200)
+    code, out, err = run(capsys, "scan", str(tmp_path), "-o", "jsonl")
+    assert code == 0, err
+    assert "memory ceiling 256 MB reached: forgot" in err
+    assert "baseline(s)" in err
+    assert "event id(s)" in err
+    assert len([line for line in out.splitlines() if '"anomaly"' in line]) <= 3
+
+
+def test_scan_refuses_a_ceiling_too_small_to_run(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "scan", "--memory-mb", "10", ".")
+    assert code == 2
+    assert "--memory-mb" in err
+    assert "below the 256 MB the process needs" in err
 
 
 def _records(count: int) -> list[dict[str, object]]:

@@ -177,7 +177,7 @@ def test_failed_storage_gives_the_events_back(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patch:
-        patch.setattr(repo, "_save_anomalies", broken)
+        patch.setattr(repo, "save_anomalies", broken)
         with pytest.raises(RuntimeError):
             repo.score_and_store(db_session, s, batch)
     summary = repo.score_and_store(db_session, s, batch)

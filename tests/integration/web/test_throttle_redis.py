@@ -6,11 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from redis import Redis
 
 from harvester.settings import load_settings
 from harvester.web.state import failure_store
 from harvester.web.throttle import LoginThrottle, MemoryFailures, RedisFailures
 from tests.conftest import REDIS_URL, FixedClock
+from tests.integration.web.conftest import Web
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +38,12 @@ def test_redis_is_used_when_configured(tmp_path: Any) -> None:
     assert isinstance(failure_store(load_settings(environ={}, **base)), MemoryFailures)
     configured = load_settings(environ={"HARVESTER_REDIS_URL": REDIS_URL}, **base)
     assert isinstance(failure_store(configured), RedisFailures)
+
+
+def test_logins_are_refused_while_the_throttles_redis_is_down(web: Web, clock: FixedClock) -> None:
+    # Fail closed: without the shared counts, guessing would be unlimited.
+    nobody = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    web.state.throttle = LoginThrottle(clock, RedisFailures(nobody, window=WINDOW))
+    response = web.login()
+    assert response.status_code == 503
+    assert "logins are unavailable" in response.text

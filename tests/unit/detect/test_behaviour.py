@@ -258,7 +258,7 @@ def test_baselines_are_bounded() -> None:
         for i in range(1500)
     ]
     _train(s, events)
-    sizes = [len(data) for _, data in store._hashes.values()]
+    sizes = [len(data) for _, data, _ in store._hashes.values()]
     assert max(sizes) <= 1024 + 4
 
 

@@ -65,3 +65,37 @@ def test_bounded_number_of_keys_and_claims() -> None:
     assert len(store) == 3
     store.claim(["a", "b", "c"], 100)
     assert store.claim(["a"], 100) == [True]  # the oldest claim was dropped
+
+
+def test_byte_cap_evicts_the_least_recently_used_and_counts() -> None:
+    store = MemoryStore(max_bytes=2000)
+    for i in range(6):
+        store.write([HashWrite(f"k{i}", set={"member": "x" * 50})])
+        store.read([HashRead("k0")])  # k0 stays the most recently used
+    assert store.estimated_bytes <= 2000
+    assert store.evicted_keys == 6 - len(store) > 0
+    kept = {k for k in (f"k{i}" for i in range(6)) if store.read([HashRead(k)])[0].size}
+    assert {"k0", "k5"} <= kept
+    assert "k1" not in kept
+
+
+def test_estimated_bytes_follow_writes_deletes_and_expiry() -> None:
+    ticks = Ticks()
+    store = MemoryStore(monotonic=ticks)
+    store.write([HashWrite("h", set={"a": "1", "b": "2"}, ttl=5)])
+    two = store.estimated_bytes
+    store.write([HashWrite("h", delete=["a"])])
+    assert 0 < store.estimated_bytes < two
+    ticks.now = 6
+    assert store.read([HashRead("h")])[0].size == 0
+    assert store.estimated_bytes == 0
+    store.write([HashWrite("g", set={"a": "1"}), HashWrite("g", delete=["a"])])
+    assert store.estimated_bytes == 0
+    assert store.evicted_keys == 0  # expiry and deletes are not evictions
+
+
+def test_claim_cap_counts_what_it_forgets() -> None:
+    store = MemoryStore(max_claims=2)
+    store.claim(["a", "b", "c", "d"], 100)
+    assert store.evicted_claims == 2
+    assert store.claim(["a", "d"], 100) == [True, False]
