@@ -387,7 +387,11 @@ class Burst:
     """A count per entity and event-time bucket, judged against the entity's own peak.
 
     ``unit`` says whether an event counts (None: it does not) and, for ``variety`` bursts,
-    what distinct thing it adds (an error code).
+    what distinct thing it adds (an error code). ``entity`` says whose burst it is when not
+    the principal's (a source network's), and names it in the summary; ``explain`` says what
+    a window's events were (who was tried, how often) in place of the list of units. A burst
+    whose spec does not learn is judged from its first event (an attacker's network is
+    always new to us).
     """
 
     spec: DetectorSpec
@@ -397,6 +401,8 @@ class Burst:
     minimum: int
     factor: float
     variety: bool = False
+    entity: Callable[[Event], str | None] | None = None
+    explain: Callable[[Sequence[Event]], str] | None = None
 
 
 @dataclass(slots=True)
@@ -409,6 +415,10 @@ class _Counts:
 
 _COUNT = "c:"
 _VARIETY = "v:"
+# A burst bound for a batch: its index, unit, entity (None: the principal's) and groups.
+_Counted = tuple[
+    int, Callable[[Event], str | None], Callable[[Event], str | None] | None, dict[str, _Counts]
+]
 
 
 class BurstFamily:
@@ -434,25 +444,32 @@ class BurstFamily:
         ordered: list[_Counts] = []
         groups: list[dict[str, _Counts]] = [{} for _ in self.bursts]
         size = self._bucket
-        by_source: dict[str, list[tuple[int, Callable[[Event], str | None], dict[str, _Counts]]]]
-        by_source = {}
+        by_source: dict[str, list[_Counted]] = {}
         for event in events:
-            entity: str | None = None
+            principal: str | None = None
+            bucket = -1
             counted = by_source.get(event.source)
             if counted is None:
                 counted = by_source[event.source] = [
-                    (index, burst.unit, groups[index])
+                    (index, burst.unit, burst.entity, groups[index])
                     for index, burst in enumerate(self.bursts)
                     if event.source in burst.spec.sources
                 ]
-            for index, unit_of, mine in counted:
+            for index, unit_of, owner_of, mine in counted:
                 unit = unit_of(event)
                 if unit is None:
                     continue
-                if entity is None:  # the first burst the event counts for
-                    entity = behaviour_entity(event)
+                if owner_of is not None:
+                    entity = owner_of(event)
                     if entity is None:
-                        break
+                        continue
+                else:
+                    if principal is None:  # the first principal's burst the event counts for
+                        principal = behaviour_entity(event)
+                        if principal is None:
+                            continue
+                    entity = principal
+                if bucket < 0:
                     bucket = int(event.time.timestamp()) // size * size
                 group = mine.get(entity)
                 if group is None:
@@ -492,7 +509,10 @@ class BurstFamily:
                     continue
                 folded = True
                 peak = max(peak, float(self._forget(op, bucket, counts, units, burst.variety)))
-            trained = datetime.fromtimestamp(newest, UTC) - born >= self._learning
+            trained = (
+                not burst.spec.learns
+                or datetime.fromtimestamp(newest, UTC) - born >= self._learning
+            )
             # While learning, the bar is higher than the minimum, and never below what the
             # entity was already seen doing.
             floor = burst.minimum if trained else burst.minimum * 2
@@ -594,10 +614,15 @@ class BurstFamily:
     ) -> Finding:
         first = items[0][0]
         minutes = self._bucket // 60
-        who = display_principal(first) or group.entity
         what = f"{total} distinct {burst.what}" if burst.variety else f"{total} {burst.what}"
-        summary = f"{who} made {what} within {minutes} minutes"
-        if units:
+        if burst.entity is not None:
+            summary = f"{group.entity}: {what} within {minutes} minutes"
+        else:
+            who = display_principal(first) or group.entity
+            summary = f"{who} made {what} within {minutes} minutes"
+        if burst.explain is not None:
+            summary += f" ({burst.explain([e for e, _ in items])})"
+        elif units:
             summary += f" ({', '.join(sorted(units)[:8])})"
         if trained:
             context = (
@@ -616,6 +641,8 @@ class BurstFamily:
             context=context,
             severity=severity,
             discriminator=str(bucket),
+            # One anomaly per network (or user) targeted, not per account tried from it.
+            scope=group.entity if burst.entity is not None else None,
         )
         return Finding(burst.spec, hit, [e for e, _ in items])
 

@@ -8,6 +8,8 @@
 * ``aws.instance-credentials-off-instance``: an instance profile session used from a public
   network no instance of its account had used (instances reach AWS through their NAT
   gateways' or their own addresses, which the account's baseline learns).
+* ``behav.new-instance-family``: an instance type family (p5, g6, inf2, m7i…) launched,
+  requested or put in a launch template for the first time in an account.
 * ``aws.userdata-read-burst``: user data read across many instances.
 * ``behav.high-risk-denied-burst``: high-risk calls refused across many resources.
 """
@@ -26,9 +28,15 @@ from harvester.detect.behaviour import (
     Observation,
     behaviour_spec,
 )
-from harvester.detect.features import action_label, display_principal, error_is_denied
+from harvester.detect.features import (
+    action_label,
+    attempt_of,
+    display_principal,
+    error_is_denied,
+)
 from harvester.detect.model import Hit, Severity
 from harvester.detect.rules import CLOUDTRAIL_RULES
+from harvester.detect.rules.compute_exec import instance_family, launched_types, unusual_type
 from harvester.detect.rules.params import pick, truthy
 from harvester.events import Event, payload
 
@@ -227,6 +235,66 @@ def _judge_off_instance(event: Event, member: str, base: Baseline) -> Hit | None
     )
 
 
+# --- instance type families new to an account -----------------------------------------------------
+
+# Calls that name the instance types an account will run: launches, fleets, spot requests and
+# the launch templates that autoscaling groups and fleets launch from later.
+_TYPE_CALLS = frozenset(
+    (
+        "RunInstances",
+        "RequestSpotInstances",
+        "RequestSpotFleet",
+        "CreateFleet",
+        "CreateLaunchTemplate",
+        "CreateLaunchTemplateVersion",
+    )
+)
+
+
+def _observe_family(event: Event, facts: Facts) -> Sequence[Observation]:
+    # Runs for every event (the types are parameters); the name settles most of them.
+    action = event.action
+    if action.name not in _TYPE_CALLS or action.service != "ec2" or not event.account:
+        return ()
+    if event.source != "cloudtrail":
+        return ()
+    types = launched_types(_params(event), payload(event, "response_elements"))
+    if not types:
+        return ()
+    account = f"account:{event.account}"
+    families = dict.fromkeys(instance_family(t) for t in types)
+    return tuple(Observation(account, family, account) for family in families)
+
+
+def _judge_family(event: Event, member: str, base: Baseline) -> Hit | None:
+    principal = event.principal
+    if principal.type == "aws_service" or principal.invoked_by:
+        # An autoscaling group or fleet launching from a template: the template's creation
+        # was the change, and was judged. The family is learned all the same.
+        return None
+    attempt = attempt_of(event)
+    if not event.outcome.success and attempt is None:
+        return None  # throttled or AWS's own fault: says nothing of the caller
+    types = launched_types(_params(event), payload(event, "response_elements"))
+    shown = ", ".join(t for t in types if instance_family(t) == member)
+    # The family decides (an accelerated family is one whatever its size).
+    accelerated = unusual_type(member) == "GPU/accelerated"
+    severity = Severity.medium if accelerated and attempt is None else Severity.low
+    kind = "GPU/accelerated instance family" if accelerated else "instance family"
+    summary = (
+        f"{display_principal(event)} called {action_label(event)} for {shown or member}: "
+        f"{kind} {member}, new to account {event.account}"
+    )
+    if attempt is not None:
+        summary += f"; an attempt, {attempt} ({event.outcome.error_code})"
+    return Hit(
+        summary=summary,
+        context=f"first time in {base.days(event.time)} days of the account's history; it had "
+        f"used {base.size} other instance family(ies)",
+        severity=severity,
+    )
+
+
 # --- bursts ---------------------------------------------------------------------------------------
 
 
@@ -338,6 +406,27 @@ MORE_NOVELTIES: tuple[Novelty, ...] = (
         diverse_at=16,
         label="instance networks",
         reads="facts",
+    ),
+    Novelty(
+        behaviour_spec(
+            "behav.new-instance-family",
+            title="Instance type family new to the account",
+            severity=Severity.low,
+            tactics=["TA0040"],
+            techniques=["T1496", "T1578.002"],
+            description=(
+                "Instances of a type family the account had never used (p5, g6, inf2, trn1, "
+                "m7i…) were launched, requested (spot, fleets) or put in a launch template, "
+                "after the account's learning period: stolen accounts are used to run what their"
+                " owners never do. Medium for GPU and other accelerated families, low for the "
+                "others and for attempts (refused, dry runs, quotas)."
+            ),
+        ),
+        "ifam",
+        _observe_family,
+        _judge_family,
+        label="instance families",
+        reads="event",
     ),
 )
 

@@ -41,6 +41,7 @@ from harvester.detect.behaviour import (
     _Group,
 )
 from harvester.detect.behaviour_sensitive import MORE_BURSTS, MORE_NOVELTIES
+from harvester.detect.behaviour_signin import SIGN_IN_BURSTS
 from harvester.detect.features import (
     action_label,
     behaviour_entity,
@@ -159,7 +160,9 @@ class Catalog:
         )
 
 
-DEFAULT_CATALOG = Catalog(ALL_RULES, (*NOVELTIES, *MORE_NOVELTIES), (*BURSTS, *MORE_BURSTS))
+DEFAULT_CATALOG = Catalog(
+    ALL_RULES, (*NOVELTIES, *MORE_NOVELTIES), (*BURSTS, *MORE_BURSTS, *SIGN_IN_BURSTS)
+)
 
 
 @dataclass(slots=True)

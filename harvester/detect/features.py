@@ -196,6 +196,21 @@ def is_instance_session(principal: Principal) -> bool:
     )
 
 
+# IAM Identity Center creates its roles under this path (then the Region for some), whatever
+# the permission set's role is called.
+_SSO_PATH = "/aws-reserved/sso.amazonaws.com/"
+# EKS maps an IAM session to a Kubernetes user name with {{SessionName}}, which turns the "@"
+# of an e-mail into "-": pat@example.com arrives as pat-example.com. What is left is an
+# e-mail with a "-" for its "@": a name, a "-", a dotted domain.
+_MAPPED_EMAIL = re.compile(r"^[^@\s/:]+-[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}$", re.I)
+# Host names look the same (ip-10-0-1-20.ec2.internal): they are nodes, not people.
+_HOST_DOMAINS = (".internal", ".local", ".localdomain")
+
+
+def _mapped_email(name: str) -> bool:
+    return _MAPPED_EMAIL.match(name) is not None and not name.lower().endswith(_HOST_DOMAINS)
+
+
 def is_human(principal: Principal) -> bool:
     """A person rather than a workload: SSO/SAML sessions, e-mail-named sessions, root."""
     if principal.type in ("root", "saml_user", "identity_center_user"):
@@ -204,11 +219,18 @@ def is_human(principal: Principal) -> bool:
     if "@" in session:
         return True
     role = principal.iam_arn or ""
-    if f"/{_SSO_ROLE}" in role:
+    if f"/{_SSO_ROLE}" in role or _SSO_PATH in role:
+        return True
+    if _SSO_PATH in (principal.session_issuer_arn or ""):
         return True
     if principal.type == "k8s_user":
         name = principal.k8s_username or ""
-        return "@" in name
+        if "@" in name:
+            return True
+        if is_control_plane_user(name) or not (principal.arn or principal.principal_id):
+            return False  # not signed in with IAM: no session name was mapped
+        # The session name, from the user name's ARN or the user name itself.
+        return _mapped_email(session or name)
     return False
 
 

@@ -15,7 +15,7 @@ from harvester.detect.model import Hit, Severity
 from harvester.detect.rules.base import Rule, RuleCatalog, RuleConfig, Subject, base_name
 from harvester.detect.rules.params import find, items, pick
 
-__all__ = ["RULES", "instance_family", "unusual_type"]
+__all__ = ["RULES", "instance_family", "launched_types", "unusual_type"]
 
 _CATALOG = RuleCatalog("cloudtrail")
 RULES: list[Rule] = _CATALOG.rules
@@ -149,9 +149,10 @@ def unusual_type(instance_type: str) -> str | None:
     return None
 
 
-def _types(s: Subject) -> list[str]:
+def launched_types(params: Any, response: Any) -> list[str]:
+    """The instance types a launch, fleet, spot request or launch template names."""
     found: list[str] = []
-    for source in (s.params, s.response):
+    for source in (params, response):
         for value in find(source, "instanceType"):
             # Recorded as text, or as {"value": text} by some SDKs.
             named = pick(value, "value") if isinstance(value, dict) else value
@@ -177,7 +178,8 @@ def _count(s: Subject) -> int:
 def _unusual_type(s: Subject, cfg: RuleConfig) -> Hit | None:
     if s.event.action.service != "ec2":
         return None
-    flagged = [(t, why) for t in _types(s) if (why := unusual_type(t)) is not None]
+    types = launched_types(s.params, s.response)
+    flagged = [(t, why) for t in types if (why := unusual_type(t)) is not None]
     if not flagged:
         return None
     kinds = ", ".join(f"{t} ({why})" for t, why in flagged)

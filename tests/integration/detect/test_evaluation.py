@@ -89,5 +89,7 @@ def test_org_check_holds() -> None:
     assert result.strict >= 14
     assert result.any_alert >= 14
     assert result.fp_per_10k(medium=True) <= 1.93, result.fp.top()
-    assert result.fp_per_10k(medium=False) <= 9.55
+    # behav.new-instance-family (briefed low for an ordinary family new to an account) adds
+    # one low alert here; measured, not tuned away.
+    assert result.fp_per_10k(medium=False) <= 9.85
     assert result.unexplained == 0

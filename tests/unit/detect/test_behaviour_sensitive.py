@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from harvester.detect.behaviour_sensitive import category_of
 from harvester.detect.engine import Scorer
@@ -237,3 +238,90 @@ def test_refused_ordinary_calls_or_one_resource_again_are_not_this_burst() -> No
     same = [_denied("GetSecretValue", "secretsmanager", n, secretId="prod/db") for n in range(10)]
     assert "behav.high-risk-denied-burst" not in _by_detector(scorer(), *ordinary)
     assert "behav.high-risk-denied-burst" not in _by_detector(scorer(), *same)
+
+
+# --- instance type families new to an account -----------------------------------------------------
+
+
+def _run(instance_type: str, when: datetime, **extra: Any) -> Event:
+    params = {
+        "instanceType": instance_type,
+        "instancesSet": {"items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1}]},
+    }
+    return ct("RunInstances", "ec2", identity=role("deployer"), params=params, when=when, **extra)
+
+
+def _trained_account() -> Scorer:
+    s = scorer()
+    _train(s, lambda t: _run("m6i.large", t))
+    return s
+
+
+def test_an_accelerated_family_new_to_the_account_is_medium() -> None:
+    anomaly = _by_detector(_trained_account(), _run("p5.48xlarge", LATER))
+    found = anomaly["behav.new-instance-family"]
+    assert found.severity is Severity.medium
+    assert "GPU/accelerated instance family p5, new to account" in found.explanation
+    assert "1 other instance family" in found.explanation
+
+
+def test_an_ordinary_family_new_to_the_account_is_low_and_reported_once() -> None:
+    s = _trained_account()
+    assert _by_detector(s, _run("c7i.xlarge", LATER))["behav.new-instance-family"].severity is (
+        Severity.low
+    )
+    again = _run("c7i.2xlarge", LATER + timedelta(days=1))
+    assert "behav.new-instance-family" not in _by_detector(s, again)
+    known = _run("m6i.24xlarge", LATER + timedelta(days=1))
+    assert "behav.new-instance-family" not in _by_detector(s, known)
+
+
+def test_no_family_is_new_while_the_account_is_learned() -> None:
+    s = scorer()
+    _train(s, lambda t: _run("m6i.large", t), days=2)
+    soon = _run("p5.48xlarge", T0 + timedelta(days=2, hours=3))
+    assert "behav.new-instance-family" not in _by_detector(s, soon)
+
+
+def test_a_launch_template_with_a_new_family_counts() -> None:
+    template = ct(
+        "CreateLaunchTemplate",
+        "ec2",
+        identity=role("deployer"),
+        params={
+            "CreateLaunchTemplateRequest": {
+                "LaunchTemplateName": "workers",
+                "LaunchTemplateData": {
+                    "ImageId": "ami-0abcdef1234567890",
+                    "InstanceType": "g6.xlarge",
+                },
+            }
+        },
+        when=LATER,
+    )
+    found = _by_detector(_trained_account(), template)["behav.new-instance-family"]
+    assert found.severity is Severity.medium
+    assert "g6.xlarge" in found.explanation
+
+
+def test_a_launch_stopped_by_a_quota_is_a_low_attempt() -> None:
+    refused = _run(
+        "trn1.32xlarge",
+        LATER,
+        error="Client.VcpuLimitExceeded",
+        message="You have requested more vCPU capacity than your current vCPU limit of 0 allows",
+    )
+    found = _by_detector(_trained_account(), refused)["behav.new-instance-family"]
+    assert found.severity is Severity.low
+    assert "an attempt, stopped by a quota" in found.explanation
+
+
+def test_autoscaling_launching_from_a_template_is_learned_not_reported() -> None:
+    s = _trained_account()
+    autoscaling = role("AWSServiceRoleForAutoScaling", "AutoScaling")
+    autoscaling["invokedBy"] = "autoscaling.amazonaws.com"
+    params = {"instanceType": "r7g.large", "instancesSet": {"items": [{"minCount": 1}]}}
+    launch = ct("RunInstances", "ec2", identity=autoscaling, params=params, when=LATER)
+    assert "behav.new-instance-family" not in _by_detector(s, launch)
+    by_hand = _run("r7g.xlarge", LATER + timedelta(hours=2))
+    assert "behav.new-instance-family" not in _by_detector(s, by_hand)

@@ -9,11 +9,12 @@ from harvester.detect.features import (
     behaviour_entity,
     desktop_os,
     grants_outside,
+    is_human,
     network_of,
     offensive_tool,
     ua_family,
 )
-from tests.unit.detect.builders import ct, instance, k8s, k8s_user, role, sso
+from tests.unit.detect.builders import ACCOUNT, ct, instance, k8s, k8s_user, role, sso
 
 
 @pytest.mark.parametrize(
@@ -120,3 +121,55 @@ def test_allows_everything() -> None:
     assert allows_everything(admin)
     assert not allows_everything(scoped)
     assert not allows_everything(deny)
+
+
+# --- people ---------------------------------------------------------------------------------------
+
+
+def test_identity_center_sessions_are_people_by_the_role_path_whatever_the_role_name() -> None:
+    identity = role("REDACTED", "pat")
+    identity["sessionContext"]["sessionIssuer"]["arn"] = (
+        f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/REDACTED"
+    )
+    assert is_human(ct("ListBuckets", "s3", identity=identity).principal)
+    assert is_human(ct("ListBuckets", "s3", identity=sso("pat")).principal)
+    assert not is_human(ct("ListBuckets", "s3", identity=role("deployer", "pat")).principal)
+
+
+_AUTHENTICATOR_UID = f"aws-iam-authenticator:{ACCOUNT}:AROAEXAMPLEROLEID"
+
+
+@pytest.mark.parametrize(
+    ("user", "person"),
+    [
+        # EKS access entries' {{SessionName}} turns the "@" of an e-mail into "-".
+        (
+            {"username": f"arn:aws:sts::{ACCOUNT}:assumed-role/Engineers/pat-example.com"},
+            True,
+        ),
+        ({"username": "pat-example.com", "uid": _AUTHENTICATOR_UID}, True),
+        ({"username": "sam.lee-corp.example.co.uk", "uid": _AUTHENTICATOR_UID}, True),
+        ({"username": "pat@example.com"}, True),
+        # Not signed in with IAM: nothing was mapped.
+        ({"username": "pat-example.com"}, False),
+        ({"username": "ip-10-0-1-20.ec2.internal", "uid": _AUTHENTICATOR_UID}, False),
+        ({"username": "system:node:ip-10-0-1-20.ec2.internal", "uid": _AUTHENTICATOR_UID}, False),
+        ({"username": "ci-deployer", "uid": _AUTHENTICATOR_UID}, False),
+        (
+            {"username": f"arn:aws:sts::{ACCOUNT}:assumed-role/builder/botocore-session-1700"},
+            False,
+        ),
+    ],
+)
+def test_kubernetes_users_mapped_from_e_mail_sessions_are_people(
+    user: dict[str, str], person: bool
+) -> None:
+    event = k8s("get", "pods", user={**user, "groups": ["system:authenticated"]})
+    assert is_human(event.principal) is person
+
+
+def test_a_mapped_person_on_a_shared_role_keeps_habits_of_their_own() -> None:
+    # People sharing a role have different habits: their baselines are per session.
+    mapped = {"username": f"arn:aws:sts::{ACCOUNT}:assumed-role/Engineers/pat-example.com"}
+    event = k8s("get", "pods", user={**mapped, "groups": ["system:authenticated"]})
+    assert behaviour_entity(event) == f"arn:aws:iam::{ACCOUNT}:role/Engineers/pat-example.com"
