@@ -17,8 +17,8 @@ from harvester.db.migrate import upgrade
 from harvester.demo import (
     apply_environment,
     demo_environment,
-    demo_silence,
     demo_inventory,
+    demo_silence,
     demo_start,
     moto_server,
     seed_bucket,
