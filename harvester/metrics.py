@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from harvester.correlation import CorrelationRun
     from harvester.detect.repository import StoreSummary
+    from harvester.notify.deliver import DrainResult
     from harvester.pipeline import DispatchResult, ObjectResult, ObjectsResult, SourceRunResult
 
 __all__ = [
@@ -113,7 +114,7 @@ S3_OUTCOMES: Final = ("ok", *ERROR_CODES)
 # The logical queues of workers.app (harvester/ may not import workers/; a test checks that
 # the two agree). Their names in Redis are settings (harvest_queue, score_queue): labels carry
 # the logical name, so dashboards do not depend on an installation's choice.
-QUEUES: Final = ("harvest", "score")
+QUEUES: Final = ("harvest", "score", "notify")
 QUEUE_LABELS: Final = (*QUEUES, OTHER)
 TASKS: Final = (
     "harvest.dispatch",
@@ -121,6 +122,7 @@ TASKS: Final = (
     "harvest.object",
     "score.batch",
     "score.correlate",
+    "notify.send",
     OTHER,
 )
 SEVERITIES: Final = (*(s.value for s in Severity), OTHER)
@@ -225,6 +227,12 @@ ANOMALIES = Counter(
     "harvester_anomalies_total",
     "New anomalies stored, by detector and severity (a repeat folded into one is not new).",
     ["detector", "severity"],
+)
+NOTIFICATIONS = Counter(
+    "harvester_notifications_total",
+    "Notification deliveries by destination and outcome (sent, failed, timeout, throttled, "
+    "dead, digested).",
+    ["destination", "outcome"],
 )
 DISPATCHED = Counter(
     "harvester_dispatched_sources_total",
@@ -408,6 +416,12 @@ def record_score(summary: StoreSummary, seconds: float) -> None:
 def record_correlation(run: CorrelationRun) -> None:
     """Record a ``score.correlate`` pass (score batches no longer count incidents)."""
     SCORE_OUTPUTS.labels(output="incidents").inc(run.incidents)
+
+
+def record_notifications(result: DrainResult) -> None:
+    """Record one outbox drain (destination names are the operator's few, not free text)."""
+    for (destination, outcome), count in result.outcomes.items():
+        NOTIFICATIONS.labels(destination=destination, outcome=outcome).inc(count)
 
 
 def record_dispatch(result: DispatchResult, now: datetime, *, queue: str = "harvest") -> None:
