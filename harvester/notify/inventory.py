@@ -6,6 +6,7 @@ secret access key); an exported file omits them and an apply without one keeps t
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from harvester.detect.model import Severity
@@ -13,11 +14,7 @@ from harvester.durations import format_duration, parse_duration
 from harvester.inventory import validation as v
 from harvester.notify.model import DestinationSpec
 
-KEYS = {
-    "name", "type", "url", "secret", "topic_arn", "role", "region", "smtp_host", "smtp_port",
-    "smtp_username", "email_from", "email_to", "min_severity", "kinds", "detectors", "accounts",
-    "clusters", "renotify_after", "rate_limit", "timeout", "max_age", "enabled",
-}  # fmt: skip
+KEYS = {f.name for f in fields(DestinationSpec)}
 _TEXT = ("name", "type", "url", "secret", "topic_arn", "role", "region", "smtp_host",
          "smtp_username", "email_from")  # fmt: skip
 _LISTS = ("email_to", "kinds", "detectors", "accounts", "clusters")
@@ -59,6 +56,7 @@ def read_destination(r: Any, raw: Any, where: str) -> DestinationSpec:
         except ValueError as exc:
             raise r.fail(node, "min_severity", f"{where}.min_severity: {exc}") from None
     values["enabled"] = r.boolean(node, "enabled", where, True)
+    values["smtp_starttls"] = r.boolean(node, "smtp_starttls", where, True)
     try:
         # The file may leave a secret out: apply keeps the stored one (or says none is stored).
         return DestinationSpec(**values).validate(where, has_stored_secret=True)

@@ -46,6 +46,8 @@ class DestinationSpec:
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
+    # Refuse a server that does not offer STARTTLS (false only for a trusted local relay).
+    smtp_starttls: bool = True
     email_from: str | None = None
     email_to: tuple[str, ...] = ()
     min_severity: Severity = Severity.medium
