@@ -134,6 +134,7 @@ BEAT_STATES: Final = ("leader", "standby")
 DIGEST_OUTCOMES: Final = ("verified", "failed", "pending", "error")
 LOG_FILE_OUTCOMES: Final = ("verified", "missing", "altered", "unharvested")
 TIMEOUT_PHASES: Final = ("connect", "read")
+NOTIFICATION_OUTCOMES: Final = ("sent", "failed", "timeout", "throttled", "dead", "digested")
 
 
 @cache
@@ -320,6 +321,7 @@ METRICS: Final[tuple[Counter | Gauge | Histogram, ...]] = (
     AWS_TIMEOUTS,
     DIGESTS,
     LOG_FILES_CHECKED,
+    NOTIFICATIONS,
 )
 """Every metric object of this module (the collectors below add their own families)."""
 
@@ -357,6 +359,8 @@ LABEL_VALUES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "harvester_aws_timeouts": {"service": AWS_SERVICES, "phase": TIMEOUT_PHASES},
     "harvester_digests": {"outcome": DIGEST_OUTCOMES},
     "harvester_log_files_checked": {"outcome": LOG_FILE_OUTCOMES},
+    # destination: the operator's declared destinations (a few names, not free text).
+    "harvester_notifications": {"destination": (), "outcome": NOTIFICATION_OUTCOMES},
     "harvester_queue_messages": {"queue": QUEUES},
     "harvester_queue_unacked_messages": {},
     "harvester_broker_up": {},
@@ -421,7 +425,8 @@ def record_correlation(run: CorrelationRun) -> None:
 def record_notifications(result: DrainResult) -> None:
     """Record one outbox drain (destination names are the operator's few, not free text)."""
     for (destination, outcome), count in result.outcomes.items():
-        NOTIFICATIONS.labels(destination=destination, outcome=outcome).inc(count)
+        label = _bounded(outcome, NOTIFICATION_OUTCOMES)
+        NOTIFICATIONS.labels(destination=destination, outcome=label).inc(count)
 
 
 def record_dispatch(result: DispatchResult, now: datetime, *, queue: str = "harvest") -> None:
