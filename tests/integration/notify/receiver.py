@@ -31,6 +31,7 @@ class Receiver:
     port: int = 0
     answer: Callable[[Received], Answer] = lambda _r: (200, {}, b'{"ok":true}', 0.0)
     received: list[Received] = field(default_factory=list)
+    started: list[Received] = field(default_factory=list)  # before the answer's delay
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -46,6 +47,7 @@ class Receiver:
                 request = Received(
                     self.path, dict(self.headers.items()), self.rfile.read(length), time.time()
                 )
+                receiver.started.append(request)
                 status, headers, body, delay = receiver.answer(request)
                 if delay:
                     time.sleep(delay)  # the slow receiver of a fault test, not a wait for work
