@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from harvester.clock import Clock
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DrainResult", "Policy", "backoff", "drain", "send_one"]
 
 RATE_WINDOW = timedelta(minutes=1)
+_OUTBOX = cast(Table, NotificationRecord.__table__)
 
 
 @dataclass(frozen=True)
@@ -82,22 +83,40 @@ def backoff(
     return timedelta(seconds=delay)
 
 
-def _due(session: Session, now: datetime, limit: int) -> list[NotificationRecord]:
+def _due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[NotificationRecord]:
+    """Claim (lease) up to ``limit`` due deliveries in one statement, and return them.
+
+    One UPDATE … WHERE id IN (due) AND still claimable … RETURNING, as the transaction's first
+    statement: on PostgreSQL the due rows are locked with SKIP LOCKED (another worker's are
+    skipped, not waited for); on SQLite the UPDATE takes the write lock before it reads, so
+    two processes cannot both claim a row (a SELECT first would let both read it).
+    """
     paused = select(DestinationRecord.name).where(DestinationRecord.paused_until > now)
-    query = (
-        select(NotificationRecord)
-        .where(
-            NotificationRecord.status == "pending",
-            NotificationRecord.next_at <= now,
-            or_(NotificationRecord.claimed_until.is_(None), NotificationRecord.claimed_until < now),
-            NotificationRecord.destination.not_in(paused),
-        )
-        .order_by(NotificationRecord.next_at, NotificationRecord.created_at)
+    claimable = (
+        _OUTBOX.c.status == "pending",
+        _OUTBOX.c.next_at <= now,
+        or_(_OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until < now),
+        _OUTBOX.c.destination.not_in(paused),
+    )
+    due = (
+        select(_OUTBOX.c.delivery_id)
+        .where(*claimable)
+        .order_by(_OUTBOX.c.next_at, _OUTBOX.c.created_at)
         .limit(limit)
-        # PostgreSQL: rows another worker is claiming are skipped, not waited for.
         .with_for_update(skip_locked=True)
     )
-    return list(session.scalars(query))
+    claimed = session.scalars(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.delivery_id.in_(due.scalar_subquery()), *claimable)
+        .values(claimed_until=now + lease)
+        .returning(_OUTBOX.c.delivery_id)
+    ).all()
+    if not claimed:
+        return []
+    rows = session.scalars(
+        select(NotificationRecord).where(NotificationRecord.delivery_id.in_(claimed))
+    )
+    return sorted(rows, key=lambda r: (r.next_at, r.created_at))
 
 
 def _claim(
@@ -107,7 +126,7 @@ def _claim(
     by_destination: dict[str, list[Delivery]] = defaultdict(list)
     dead: Counter[str] = Counter()
     with sessions() as session, session.begin():
-        rows = _due(session, now, policy.batch)
+        rows = _due(session, now, policy.batch, policy.lease)
         names = {r.destination for r in rows}
         records = {
             d.name: d
@@ -135,8 +154,8 @@ def _claim(
                 )
                 continue
             if not spec.enabled:
+                row.claimed_until = None
                 continue
-            row.claimed_until = now + policy.lease
             by_destination[row.destination].append(
                 Delivery(
                     delivery_id=row.delivery_id,

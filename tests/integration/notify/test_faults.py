@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -216,3 +217,26 @@ def test_beyond_the_rate_limit_the_rest_goes_as_one_digest(
     assert run_drain(sessions, clock).sent == 0
     clock.advance(timedelta(minutes=1, seconds=1))
     assert run_drain(sessions, clock).sent == 2
+
+
+def test_two_workers_draining_at_once_send_each_delivery_once(
+    sessions: sessionmaker[Session], clock: FixedClock, receiver: Receiver
+) -> None:
+    add_destination(sessions, clock, name="hook", type="webhook", url=receiver.url)
+    receiver.answer = lambda _r: (200, {}, b"ok", 0.05)
+    store(sessions, clock, *_many(12))
+    barrier = threading.Barrier(2)
+    results = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(run_drain(sessions, clock))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(r.sent for r in results) == 12
+    assert len(_ids(receiver)) == 12
+    assert set(_ids(receiver).values()) == {1}

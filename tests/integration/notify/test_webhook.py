@@ -106,6 +106,7 @@ def test_repeats_do_not_notify_but_a_rise_ack_and_renotify_do(
     store(sessions, clock, anomaly)  # still open, a day later: a reminder
     assert [r.event for r in outbox(sessions)] == ["new", "escalated", "renotify"]
 
+    clock.advance(timedelta(minutes=1))
     with sessions() as session, session.begin():
         repo.ack_anomaly(session, anomaly_id=anomaly.id, clock=clock)
     assert [r.event for r in outbox(sessions)][-1] == "acknowledged"
