@@ -25,6 +25,7 @@ from harvester.detect.model import TACTIC_NAMES, Anomaly, Severity
 from harvester.durations import format_duration
 from harvester.inventory import service
 from harvester.inventory.validation import PARTITIONS, known_regions
+from harvester.notify.history import deliveries_of
 from harvester.web import charts, queries, records
 from harvester.web.auth import (
     CSRF_FIELD,
@@ -429,12 +430,14 @@ def _anomaly_page(
     with state.session() as session:
         anomaly = repo.get_anomaly(session, anomaly_id=anomaly_id)
         incidents = queries.incidents_of(session, anomaly_id=anomaly.id)
+        deliveries = deliveries_of(session, subject_id=anomaly.id)
     return render(
         request,
         "anomaly.html",
         {
             "a": anomaly,
             "incidents": incidents,
+            "deliveries": deliveries,
             "tactic_names": TACTIC_NAMES,
             "mitre_url": mitre_url,
             "errors": errors or {},
