@@ -31,6 +31,7 @@ PAGES = [
     "/accounts/clusters",
     "/anomalies",
     "/incidents",
+    "/destinations",
 ]
 NEW_SECRET = "Zq9TnewSecretKeyValueForTests0123456789xy"
 
@@ -73,6 +74,7 @@ def test_login_then_every_page_renders(web: Web) -> None:
     assert "prod-trail-logs" not in texts["/accounts/clusters"]
     assert "CloudTrail logging stopped or reduced" in texts["/anomalies"]
     assert "Attack chain by" in texts["/incidents"]
+    assert "No destinations." in texts["/destinations"]
     # Access keys are shown masked on every page, secrets never.
     for text in texts.values():
         assert SECRET not in text
@@ -537,6 +539,11 @@ def test_anomaly_page_shows_where_it_was_sent(web: Web) -> None:
     # Not sent anywhere: no section.
     other = web.data.anomaly("aws.cloudtrail-logging-impaired")
     assert 'id="deliveries"' not in web.client.get(f"/anomalies/{other.id}").text
+    # The destination's page lists its recent deliveries, never its secret.
+    page = web.client.get("/destinations").text
+    assert "soc-hook" in page
+    assert f'href="/anomalies/{anomaly.id}"' in page
+    assert "webhook" in page
 
 
 def test_anomaly_filters_on_the_page(web: Web) -> None:
