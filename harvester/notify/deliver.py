@@ -34,6 +34,7 @@ from harvester.crypto import SecretBox
 from harvester.db.notify_models import DestinationRecord, NotificationAttempt, NotificationRecord
 from harvester.detect.model import Severity
 from harvester.notify.model import DestinationSpec
+from harvester.notify.outbox import remind_open
 from harvester.notify.payloads import Delivery, Outcome
 from harvester.notify.senders import SENDERS, SendContext
 from harvester.notify.store import destination_spec
@@ -337,6 +338,8 @@ def drain(
     rng = rng or random.Random()  # noqa: S311  jitter, not cryptography
     result = DrainResult()
     now = clock()
+    with sessions() as session, session.begin():
+        remind_open(session, clock=clock)
     specs, by_destination, dead = _claim(sessions, box=box, now=now, policy=policy)
     for name, count in dead.items():
         result.outcomes[(name, "dead")] += count

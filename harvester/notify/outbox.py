@@ -12,11 +12,13 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from harvester.clock import Clock
+from harvester.db.anomaly_models import AnomalyRecord
 from harvester.db.notify_models import DestinationRecord, NotificationRecord
+from harvester.detect import repository
 from harvester.detect.model import Anomaly, Incident
 from harvester.detect.render import anomaly_record, incident_record
 from harvester.notify.model import DestinationSpec
@@ -31,6 +33,7 @@ __all__ = [
     "notify_acknowledged",
     "notify_anomalies",
     "notify_incidents",
+    "remind_open",
 ]
 
 _OUTBOX = cast(Table, NotificationRecord.__table__)
@@ -152,3 +155,44 @@ def notify_incidents(session: Session, incidents: Sequence[Incident], *, clock: 
 
 def notify_acknowledged(session: Session, finding: Finding, *, clock: Clock) -> list[str]:
     return _notify(session, [finding], clock=clock)
+
+
+def remind_open(session: Session, *, clock: Clock) -> list[str]:
+    """Reminders for open anomalies a destination was last sent ``renotify_after`` ago or more.
+
+    For findings that stay open without being seen again (a repeat is reminded when stored).
+    The destinations' rows are locked first (an UPDATE: a row lock on PostgreSQL, the write
+    lock on SQLite), so two workers draining at once do not both write the same reminder.
+    The caller commits.
+    """
+    now = clock()
+    destinations = [d for d in _destinations(session) if d.enabled]
+    if not destinations:
+        return []
+    names = [d.name for d in destinations]
+    session.execute(
+        update(DestinationRecord)
+        .where(DestinationRecord.name.in_(names))
+        .values(paused_until=DestinationRecord.paused_until)
+    )
+    due: set[str] = set()
+    for destination in destinations:
+        rows = session.execute(
+            select(_OUTBOX.c.subject_id)
+            .join(AnomalyRecord, AnomalyRecord.id == _OUTBOX.c.subject_id)
+            .where(
+                _OUTBOX.c.destination == destination.name,
+                _OUTBOX.c.kind == "anomaly",
+                AnomalyRecord.status == "open",
+            )
+            .group_by(_OUTBOX.c.subject_id)
+            .having(func.max(_OUTBOX.c.created_at) <= now - destination.renotify_after)
+        )
+        due.update(subject_id for (subject_id,) in rows)
+    if not due:
+        return []
+    anomalies = session.scalars(select(AnomalyRecord).where(AnomalyRecord.id.in_(sorted(due))))
+    # Imported as a module: harvester.detect.repository imports this one.
+    findings = [anomaly_finding(repository.anomaly_from_record(a), "repeat") for a in anomalies]
+    sent = last_sent(session, due)
+    return enqueue(session, route(findings, destinations, last_sent=sent, now=now), now=now)

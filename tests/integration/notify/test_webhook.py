@@ -118,6 +118,32 @@ def test_repeats_do_not_notify_but_a_rise_ack_and_renotify_do(
     assert len({r.headers["X-Harvester-Delivery"] for r in receiver.received}) == 4
 
 
+def test_an_open_anomaly_not_seen_again_is_reminded_once_per_renotify_after(
+    sessions: sessionmaker[Session], clock: FixedClock, receiver: Receiver
+) -> None:
+    _webhook(sessions, clock, receiver, renotify_after=timedelta(hours=6))
+    quiet = stop_logging()
+    acked = stop_logging(id="an-acked", dedup_key="a" * 32)
+    store(sessions, clock, quiet, acked)
+    with sessions() as session, session.begin():
+        repo.ack_anomaly(session, anomaly_id=acked.id, clock=clock)
+    run_drain(sessions, clock)
+    clock.advance(timedelta(hours=5))
+    run_drain(sessions, clock)
+    assert [r.event for r in outbox(sessions) if r.subject_id == quiet.id] == ["new"]
+    clock.advance(timedelta(hours=1))
+    run_drain(sessions, clock)
+    run_drain(sessions, clock)  # a second drain at the same time adds nothing
+    assert [r.event for r in outbox(sessions) if r.subject_id == quiet.id] == ["new", "renotify"]
+    assert [r.event for r in outbox(sessions) if r.subject_id == acked.id] == [
+        "new",
+        "acknowledged",
+    ]
+    assert [r.json()["event"] for r in receiver.received if r.json()["id"] == quiet.id] == [
+        "new", "renotify",
+    ]  # fmt: skip
+
+
 def test_the_outbox_row_commits_and_rolls_back_with_the_anomaly(
     sessions: sessionmaker[Session], clock: FixedClock, receiver: Receiver
 ) -> None:
