@@ -20,7 +20,7 @@ from harvester.runtime import Runtime
 __all__ = ["destinations_app"]
 
 destinations_app = typer.Typer(
-    help="Notification destinations (the inventory file's destinations: list).",
+    help="Notification destinations: list them, send a test finding.",
     no_args_is_help=True,
 )
 COLUMNS = ("name", "type", "enabled", "min_severity", "kinds", "pending", "dead", "last_sent")
