@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from harvester.notify.run import send_notifications
 from harvester.pipeline import (
     correlate,
     dispatch_due,
@@ -36,6 +37,7 @@ class CycleResult:
     failed: int = 0
     anomalies: int = 0
     incidents: int = 0  # made or extended by this cycle's correlation pass
+    notified: int = 0  # notifications sent at the end of the cycle (harvester.notify)
     degraded: list[str] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
 
@@ -68,6 +70,8 @@ def run_cycle(rt: Runtime, *, on_object: Callable[[str, int], None] | None = Non
                 if on_object is not None:
                     on_object(item.key, item.events)
     result.incidents = correlate(rt).incidents
+    # After correlation, so this cycle's anomalies and incidents leave in this cycle.
+    result.notified = send_notifications(rt).sent
     return result
 
 

@@ -13,13 +13,18 @@ from datetime import timedelta
 from harvester.settings import Settings
 
 # The logical queues: what tasks, metrics labels and `harvester worker --queues` name. Their
-# names on the broker are settings (HARVESTER_HARVEST_QUEUE, HARVESTER_SCORE_QUEUE).
-LOGICAL_QUEUES = ("harvest", "score")
+# names on the broker are settings (HARVESTER_HARVEST_QUEUE, HARVESTER_SCORE_QUEUE,
+# HARVESTER_NOTIFY_QUEUE).
+LOGICAL_QUEUES = ("harvest", "score", "notify")
 
 
 def queue_names(settings: Settings) -> dict[str, str]:
     """Logical queue → its name on the broker."""
-    return {"harvest": settings.harvest_queue, "score": settings.score_queue}
+    return {
+        "harvest": settings.harvest_queue,
+        "score": settings.score_queue,
+        "notify": settings.notify_queue,
+    }
 
 
 def broker_queues(requested: str, settings: Settings) -> list[str]:

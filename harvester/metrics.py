@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from harvester.correlation import CorrelationRun
     from harvester.detect.repository import StoreSummary
+    from harvester.notify.deliver import DrainResult
     from harvester.pipeline import DispatchResult, ObjectResult, ObjectsResult, SourceRunResult
 
 __all__ = [
@@ -113,7 +114,7 @@ S3_OUTCOMES: Final = ("ok", *ERROR_CODES)
 # The logical queues of workers.app (harvester/ may not import workers/; a test checks that
 # the two agree). Their names in Redis are settings (harvest_queue, score_queue): labels carry
 # the logical name, so dashboards do not depend on an installation's choice.
-QUEUES: Final = ("harvest", "score")
+QUEUES: Final = ("harvest", "score", "notify")
 QUEUE_LABELS: Final = (*QUEUES, OTHER)
 TASKS: Final = (
     "harvest.dispatch",
@@ -121,6 +122,7 @@ TASKS: Final = (
     "harvest.object",
     "score.batch",
     "score.correlate",
+    "notify.send",
     OTHER,
 )
 SEVERITIES: Final = (*(s.value for s in Severity), OTHER)
@@ -132,6 +134,7 @@ BEAT_STATES: Final = ("leader", "standby")
 DIGEST_OUTCOMES: Final = ("verified", "failed", "pending", "error")
 LOG_FILE_OUTCOMES: Final = ("verified", "missing", "altered", "unharvested")
 TIMEOUT_PHASES: Final = ("connect", "read")
+NOTIFICATION_OUTCOMES: Final = ("sent", "failed", "timeout", "throttled", "dead", "digested")
 
 
 @cache
@@ -226,6 +229,12 @@ ANOMALIES = Counter(
     "New anomalies stored, by detector and severity (a repeat folded into one is not new).",
     ["detector", "severity"],
 )
+NOTIFICATIONS = Counter(
+    "harvester_notifications_total",
+    "Notification deliveries by destination and outcome (sent, failed, timeout, throttled, "
+    "dead, digested).",
+    ["destination", "outcome"],
+)
 DISPATCHED = Counter(
     "harvester_dispatched_sources_total",
     "Due sources seen by the dispatcher: sent to the harvest queue, or still busy.",
@@ -312,6 +321,7 @@ METRICS: Final[tuple[Counter | Gauge | Histogram, ...]] = (
     AWS_TIMEOUTS,
     DIGESTS,
     LOG_FILES_CHECKED,
+    NOTIFICATIONS,
 )
 """Every metric object of this module (the collectors below add their own families)."""
 
@@ -349,6 +359,8 @@ LABEL_VALUES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "harvester_aws_timeouts": {"service": AWS_SERVICES, "phase": TIMEOUT_PHASES},
     "harvester_digests": {"outcome": DIGEST_OUTCOMES},
     "harvester_log_files_checked": {"outcome": LOG_FILE_OUTCOMES},
+    # destination: the operator's declared destinations (a few names, not free text).
+    "harvester_notifications": {"destination": (), "outcome": NOTIFICATION_OUTCOMES},
     "harvester_queue_messages": {"queue": QUEUES},
     "harvester_queue_unacked_messages": {},
     "harvester_broker_up": {},
@@ -408,6 +420,13 @@ def record_score(summary: StoreSummary, seconds: float) -> None:
 def record_correlation(run: CorrelationRun) -> None:
     """Record a ``score.correlate`` pass (score batches no longer count incidents)."""
     SCORE_OUTPUTS.labels(output="incidents").inc(run.incidents)
+
+
+def record_notifications(result: DrainResult) -> None:
+    """Record one outbox drain (destination names are the operator's few, not free text)."""
+    for (destination, outcome), count in result.outcomes.items():
+        label = _bounded(outcome, NOTIFICATION_OUTCOMES)
+        NOTIFICATIONS.labels(destination=destination, outcome=label).inc(count)
 
 
 def record_dispatch(result: DispatchResult, now: datetime, *, queue: str = "harvest") -> None:

@@ -45,6 +45,7 @@ from harvester.aws.errors import ErrorCode
 from harvester.clock import Clock, utcnow
 from harvester.db.anomaly_models import AnomalyRecord
 from harvester.db.models import Account, DeadLetter, ProcessedObject, Source
+from harvester.db.notify_models import DestinationRecord, NotificationRecord
 from harvester.metrics import (
     COLLECTED,
     KINDS,
@@ -153,6 +154,16 @@ INVENTORY_METRICS: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
         ("detector", "severity"),
     ),
     "harvester_dead_letters_stored": ("gauge", "Dead-lettered task messages in the database.", ()),
+    "harvester_notifications_pending": (
+        "gauge",
+        "Notification deliveries waiting in the outbox, by destination.",
+        ("destination",),
+    ),
+    "harvester_notifications_oldest_pending_age_seconds": (
+        "gauge",
+        "Age of the oldest delivery still waiting in the outbox (0 when none), by destination.",
+        ("destination",),
+    ),
     "harvester_inventory_up": ("gauge", "1 when the database answered the last scrape.", ()),
     "harvester_inventory_collect_duration_seconds": (
         "gauge",
@@ -283,6 +294,8 @@ class Snapshot:
     sources: list[SourceRow] = field(default_factory=list)
     open_anomalies: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_letters: int = 0
+    # destination -> (pending deliveries, age of the oldest in seconds)
+    notifications: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def _newest_done() -> ScalarSelect[datetime]:
@@ -366,6 +379,17 @@ def load_snapshot(session: Session, *, now: datetime, config: InventoryConfig) -
     ):
         snapshot.open_anomalies[(detector_label(detector), severity_label(severity))] += int(count)
     snapshot.dead_letters = int(session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
+    snapshot.notifications = dict.fromkeys(
+        session.scalars(select(DestinationRecord.name)), (0, 0.0)
+    )
+    pending = select(
+        NotificationRecord.destination, func.count(), func.min(NotificationRecord.created_at)
+    ).where(NotificationRecord.status == "pending")
+    for destination, count, oldest in session.execute(
+        pending.group_by(NotificationRecord.destination)
+    ):
+        age = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        snapshot.notifications[destination] = (int(count), age)
     return snapshot
 
 
@@ -445,7 +469,12 @@ def snapshot_families(snapshot: Snapshot, *, config: InventoryConfig) -> list[Me
         anomalies.add_metric([detector, severity], float(count))
     dead = _family("harvester_dead_letters_stored")
     dead.add_metric([], float(snapshot.dead_letters))
-    families += [anomalies, dead]
+    pending = _family("harvester_notifications_pending")
+    oldest = _family("harvester_notifications_oldest_pending_age_seconds")
+    for destination, (count, age) in sorted(snapshot.notifications.items()):
+        pending.add_metric([destination], float(count))
+        oldest.add_metric([destination], age)
+    families += [anomalies, dead, pending, oldest]
     return families
 
 

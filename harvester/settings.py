@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     silent_after_eks: timedelta = timedelta(minutes=30)
     harvest_queue: str = "harvest"
     score_queue: str = "score"
+    # Notifications (harvester.notify): the queue of the outbox drain, and the console's
+    # address, for links in what is sent (https://harvester.example.com).
+    notify_queue: str = "notify"
+    public_url: str | None = None
 
     @field_validator(
         "cadence",

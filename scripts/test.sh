@@ -15,5 +15,6 @@ ensure_postgres
 ensure_redis
 ensure_tool chromium chromium
 ensure_tool promtool prometheus
+ensure_tool prometheus-alertmanager prometheus-alertmanager
 echo "== pytest" >&2
 pytest "$@"

@@ -102,6 +102,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": timing.dispatch_interval,
                 "options": {"expires": timing.dispatch_interval},
             },
+            # Drains the notification outbox (harvester.notify.deliver).
+            "notify": {
+                "task": "notify.send",
+                "schedule": timing.dispatch_interval,
+                "options": {"expires": timing.dispatch_interval},
+            },
         },
         "beat_scheduler": "schedules.scheduler:LeaderScheduler",
         "beat_max_loop_interval": min(5.0, timing.dispatch_interval),

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from harvester import metrics
 from harvester.aws.errors import AwsError, backoff_delay
 from harvester.deadletters import record_dead_letter
+from harvester.fleet import LOGICAL_QUEUES
 from harvester.logs import log_context
 from workers.app import TASK_QUEUES, app, runtime, timing
 
@@ -91,15 +92,15 @@ def harvester_task(
     retry_cap: float = 120.0,
     gave_up: GaveUp | None = None,
 ) -> Callable[[Callable[P, R]], AnyTask]:
-    """Register ``fn`` as task ``name`` on the logical ``queue`` ("harvest" or "score").
+    """Register ``fn`` as task ``name`` on the logical ``queue`` (harvest, score, notify).
 
     Time limits come from the app's configuration (``harvester.fleet.FleetTiming``).
     ``max_retries=None`` retries transient errors for as long as they last (every
     ``retry_cap`` seconds at most): for a task whose message is the only copy of its work.
     ``gave_up(args, error)`` is called when the retries end without success.
     """
-    if queue not in ("harvest", "score"):
-        raise ValueError(f"unknown queue {queue!r}: harvest or score")
+    if queue not in LOGICAL_QUEUES:
+        raise ValueError(f"unknown queue {queue!r}: use one of {', '.join(LOGICAL_QUEUES)}")
 
     def decorate(fn: Callable[P, R]) -> AnyTask:
         def run(self: AnyTask, /, *args: P.args, **kwargs: P.kwargs) -> R | dict[str, Any]:

@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from harvester import metrics
 from harvester.detect.state import ANONYMOUS
+from harvester.notify.run import send_notifications
 from harvester.pipeline import (
     correlate,
     dispatch_due,
@@ -80,6 +81,13 @@ def correlate_task() -> dict[str, Any]:
     run = correlate(runtime())
     metrics.record_correlation(run)
     return asdict(run)
+
+
+@harvester_task(name="notify.send", queue="notify", max_retries=0)
+def notify_task() -> dict[str, Any]:
+    result = send_notifications(runtime())
+    metrics.record_notifications(result)
+    return result.summary()
 
 
 def _enqueue_sources(due: Sequence[tuple[int, timedelta]]) -> None:

@@ -88,10 +88,10 @@ def worker(
     queues: Annotated[
         str,
         typer.Option(
-            help="Comma-separated queues to consume: harvest, score or both (logical names,"
-            " mapped to HARVESTER_HARVEST_QUEUE and HARVESTER_SCORE_QUEUE)."
+            help="Comma-separated queues to consume: harvest, score, notify (logical names,"
+            " mapped to HARVESTER_HARVEST_QUEUE, HARVESTER_SCORE_QUEUE, HARVESTER_NOTIFY_QUEUE)."
         ),
-    ] = "harvest,score",
+    ] = "harvest,score,notify",
     concurrency: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per core).")
     ] = None,

@@ -134,6 +134,11 @@ class HarvesterGroup(LazyGroup):
             "secrets_app",
             "Secrets stored encrypted at rest.",
         ),
+        "destinations": LazyCommand(
+            "harvester.cli.destination_cmds",
+            "destinations_app",
+            "Notification destinations: list them, send a test finding.",
+        ),
     }
     typer_settings: ClassVar[dict[str, Any]] = {
         "rich_markup_mode": None,

@@ -57,6 +57,7 @@ from harvester.detect.rules import RuleConfig
 from harvester.detect.state import ANONYMOUS
 from harvester.events import Event
 from harvester.inventory.service import NotFound
+from harvester.notify import outbox
 
 __all__ = [
     "StoreSummary",
@@ -219,6 +220,7 @@ def save_anomalies(
     clock: Clock,
     evidence_cap: int = 20,
     inserted: set[str] | None = None,
+    escalated: set[str] | None = None,
 ) -> list[Anomaly]:
     """Upsert anomalies by dedup key; returns them as stored (merged with earlier sightings).
 
@@ -226,9 +228,11 @@ def save_anomalies(
     insert the others (one executemany, pipelined by psycopg), update the merged ones (one
     executemany). Should another transaction store one of the new ones first, it is read and
     merged like those found at the start. ``inserted``, when given, receives the dedup keys
-    this call stored for the first time (the new anomalies, not repeats merged into one).
+    this call stored for the first time (the new anomalies, not repeats merged into one);
+    ``escalated`` those whose stored severity this call raised (for notifications).
     """
     inserted = set() if inserted is None else inserted
+    escalated = set() if escalated is None else escalated
     merged: dict[str, Anomaly] = {}
     for anomaly in anomalies:
         old = merged.get(anomaly.dedup_key)
@@ -254,6 +258,8 @@ def save_anomalies(
                 continue
             new = merge_anomaly(old, mine, cap=evidence_cap)
             stored[row.dedup_key] = new
+            if new.severity.rank > old.severity.rank:
+                escalated.add(row.dedup_key)
             if new != old:
                 updates.append(_merged_row(new, now))
 
@@ -288,7 +294,10 @@ def save_anomalies(
         updates.sort(key=lambda row: str(row["b_id"]))
         session.execute(update(_ANOMALIES).where(_ANOMALIES.c.id == bindparam("b_id")), updates)
         _expire(session, AnomalyRecord, (row["b_id"] for row in updates))
-    return [stored[key] for key in merged if key in stored]
+    saved = [stored[key] for key in merged if key in stored]
+    # In the caller's transaction: a finding and its notifications commit together (an outbox).
+    outbox.notify_anomalies(session, saved, inserted=inserted, escalated=escalated, clock=clock)
+    return saved
 
 
 def _merged_row(anomaly: Anomaly, now: datetime) -> dict[str, Any]:
@@ -388,7 +397,11 @@ def ack_anomaly(
     record.acked_by = by
     record.updated_at = now
     session.flush()
-    return anomaly_from_record(record)
+    anomaly = anomaly_from_record(record)
+    outbox.notify_acknowledged(
+        session, outbox.anomaly_finding(anomaly, "acknowledged"), clock=clock
+    )
+    return anomaly
 
 
 # --- incidents --------------------------------------------------------------------------------
@@ -734,10 +747,12 @@ def _save_incidents(
     if links:
         session.execute(insert(_LINKS).on_conflict_do_nothing(), links)
     _expire(session, IncidentRecord, (r.id for r in touched))
-    return [
+    saved = [
         msgspec.structs.replace(snapshot, anomaly_ids=tuple(sorted(linked[record.id] | added)))
         for record, snapshot, added in steps
     ]
+    outbox.notify_incidents(session, saved, clock=clock)  # in this transaction: an outbox
+    return saved
 
 
 def list_incidents(
@@ -776,7 +791,11 @@ def ack_incident(session: Session, *, incident_id: str, clock: Clock) -> Inciden
     record.acked_at = clock()
     record.updated_at = record.acked_at
     session.flush()
-    return incident_from_record(record)
+    incident = incident_from_record(record)
+    outbox.notify_acknowledged(
+        session, outbox.incident_finding(incident, "acknowledged"), clock=clock
+    )
+    return incident
 
 
 # --- suppressions -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from harvester.clock import Clock
 from harvester.crypto import SecretBox
 from harvester.inventory import service
 from harvester.inventory.spec import AccountSpec, ClusterSpec, InventorySpec, RoleSpec
+from harvester.notify import store as destinations
 
 Action = Literal["add", "change", "remove", "unmanaged"]
 
@@ -22,7 +23,7 @@ Action = Literal["add", "change", "remove", "unmanaged"]
 @dataclass(frozen=True)
 class Change:
     action: Action
-    kind: Literal["role", "account", "source"]
+    kind: Literal["role", "account", "source", "destination"]
     name: str
     fields: tuple[str, ...] = ()
 
@@ -83,6 +84,33 @@ def plan(session: Session, desired: InventorySpec, *, box: SecretBox, prune: boo
     for old_role in current.roles:
         if old_role.name not in wanted_roles:
             changes.append(Change(extra, "role", old_role.name))
+    changes += _destination_changes(session, current, desired, box=box, extra=extra)
+    return changes
+
+
+def _destination_changes(
+    session: Session,
+    current: InventorySpec,
+    desired: InventorySpec,
+    *,
+    box: SecretBox,
+    extra: Action,
+) -> list[Change]:
+    changes: list[Change] = []
+    stored = {d.name: d for d in current.destinations}
+    for wanted in desired.destinations:
+        old = stored.pop(wanted.name, None)
+        if old is None:
+            changes.append(Change("add", "destination", wanted.name))
+            continue
+        changed = _diff(old, wanted, skip=("secret",))
+        if wanted.secret is not None and not destinations.secret_matches(
+            destinations.get_destination(session, name=wanted.name), wanted.secret, box=box
+        ):
+            changed += ("secret",)
+        if changed:
+            changes.append(Change("change", "destination", wanted.name, changed))
+    changes += [Change(extra, "destination", name) for name in sorted(stored)]
     return changes
 
 
@@ -148,7 +176,13 @@ def apply(
         for (kind, cluster_name), source in sources.items():
             if kind == service.EKS and cluster_name not in wanted:
                 service.remove_source(session, source)
+    for destination in desired.destinations:
+        destinations.upsert_destination(session, destination, box=box, clock=clock)
     if prune:
+        wanted_destinations = {d.name for d in desired.destinations}
+        for record in destinations.list_destinations(session):
+            if record.name not in wanted_destinations:
+                destinations.remove_destination(session, record)
         wanted_accounts = {a.account_id for a in desired.accounts}
         for account in service.list_accounts(session):
             if account.account_id not in wanted_accounts:

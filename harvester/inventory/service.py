@@ -158,12 +158,16 @@ def external_ids(session: Session) -> dict[str, str]:
 
 def export_inventory(session: Session) -> InventorySpec:
     """The inventory as it is stored, secrets omitted."""
+    # Not at the top: harvester.notify.store imports this module (NotFound).
+    from harvester.notify.store import destination_spec, list_destinations  # noqa: PLC0415
+
     by_account: dict[int, list[Source]] = {}
     for source in list_sources(session):
         by_account.setdefault(source.account_pk, []).append(source)
     return InventorySpec(
         roles=tuple(role_spec(r) for r in list_roles(session)),
         accounts=tuple(account_spec(a, by_account.get(a.id, [])) for a in list_accounts(session)),
+        destinations=tuple(destination_spec(d) for d in list_destinations(session)),
     )
 
 

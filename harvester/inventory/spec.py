@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from harvester.inventory import validation as v
+from harvester.notify.model import DestinationSpec
 
 DEFAULT_SESSION_NAME = "audit-harvester"
 
@@ -145,8 +146,16 @@ def eks_prefix(account_id: str, cluster: str) -> str:
 class InventorySpec:
     roles: tuple[RoleSpec, ...] = ()
     accounts: tuple[AccountSpec, ...] = ()
+    destinations: tuple[DestinationSpec, ...] = ()
 
     def validate(self) -> InventorySpec:
+        seen: set[str] = set()
+        for i, destination in enumerate(self.destinations):
+            if destination.name in seen:
+                raise v.InvalidValue(
+                    f"destinations[{i}].name", destination.name, "destination names are unique"
+                )
+            seen.add(destination.name)
         names: set[str] = set()
         by_name: dict[str, RoleSpec] = {}
         for i, role in enumerate(self.roles):
@@ -185,4 +194,8 @@ class InventorySpec:
         return self
 
     def with_secrets_removed(self) -> InventorySpec:
-        return replace(self, roles=tuple(replace(r, secret_access_key=None) for r in self.roles))
+        return replace(
+            self,
+            roles=tuple(replace(r, secret_access_key=None) for r in self.roles),
+            destinations=tuple(d.without_secret() for d in self.destinations),
+        )

@@ -25,6 +25,7 @@ from harvester.inventory.spec import (
     StorageSpec,
     default_cloudtrail_prefix,
 )
+from harvester.notify.inventory import dump_destination, read_destination
 
 # How mask() starts; never part of a valid external ID, so a masked value cannot be a real one.
 MASK_MARK = "****"
@@ -171,7 +172,7 @@ def parse_inventory(
         doc = _Located()
         doc.line, doc.key_lines = 1, {}
     r = _Reader(path, environ, stored_external_ids or {})
-    doc = r.mapping(doc, "inventory", {"roles", "accounts"})
+    doc = r.mapping(doc, "inventory", {"roles", "accounts", "destinations"})
     roles = tuple(
         _read_role(r, node, f"roles[{i}]") for i, node in enumerate(_list(r, doc, "roles"))
     )
@@ -180,7 +181,11 @@ def parse_inventory(
         _read_account(r, node, f"accounts[{i}]", role_partitions)
         for i, node in enumerate(_list(r, doc, "accounts"))
     )
-    spec = InventorySpec(roles=roles, accounts=accounts)
+    destinations = tuple(
+        read_destination(r, node, f"destinations[{i}]")
+        for i, node in enumerate(_list(r, doc, "destinations"))
+    )
+    spec = InventorySpec(roles=roles, accounts=accounts, destinations=destinations)
     # Cross-references (role names, duplicates) are checked on the whole; locate the first
     # offending entry by its index in the message.
     try:
@@ -391,6 +396,10 @@ def dump_inventory(spec: InventorySpec) -> str:
         "# audit-harvester inventory, exported. Secret access keys are omitted: an apply keeps\n"
         "# the stored secret when a role's secret_access_key is absent. External IDs are\n"
         "# masked (****1234): an apply reads a mask as the stored external ID it matches.\n"
+        "# Destination secrets are omitted too: an apply without one keeps the stored one.\n"
     )
-    body = yaml.safe_dump({"roles": roles, "accounts": accounts}, sort_keys=False, width=100)
+    document: dict[str, Any] = {"roles": roles, "accounts": accounts}
+    if spec.destinations:
+        document["destinations"] = [dump_destination(d) for d in spec.destinations]
+    body = yaml.safe_dump(document, sort_keys=False, width=100)
     return header + body

@@ -26,6 +26,8 @@ from harvester.detect.model import TACTIC_NAMES, Anomaly, Severity
 from harvester.durations import format_duration
 from harvester.inventory import service
 from harvester.inventory.validation import PARTITIONS, known_regions
+from harvester.notify.history import deliveries_of, recent_deliveries
+from harvester.notify.store import destination_spec, list_destinations
 from harvester.web import charts, queries, records
 from harvester.web.auth import (
     CSRF_FIELD,
@@ -454,12 +456,14 @@ def _anomaly_page(
     with state.session() as session:
         anomaly = repo.get_anomaly(session, anomaly_id=anomaly_id)
         incidents = queries.incidents_of(session, anomaly_id=anomaly.id)
+        deliveries = deliveries_of(session, subject_id=anomaly.id)
     return render(
         request,
         "anomaly.html",
         {
             "a": anomaly,
             "incidents": incidents,
+            "deliveries": deliveries,
             "tactic_names": TACTIC_NAMES,
             "mitre_url": mitre_url,
             "errors": errors or {},
@@ -565,6 +569,20 @@ def evidence_page(
         principal=principal,
         status_code=200 if error is None else status.HTTP_502_BAD_GATEWAY,
     )
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+@router.get("/destinations")
+def destinations_page(request: Request, principal: Reader, state: State) -> HTMLResponse:
+    """Each destination (never its secret) with its recent deliveries."""
+    with state.session() as session:
+        destinations = [
+            (destination_spec(record), record, recent_deliveries(session, destination=record.name))
+            for record in list_destinations(session)
+        ]
+    return render(request, "destinations.html", {"destinations": destinations}, principal=principal)
 
 
 # --- incidents --------------------------------------------------------------------------------

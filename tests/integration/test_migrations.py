@@ -4,7 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
-from harvester.db import anomaly_models, integrity_models, user_models  # noqa: F401  the whole metadata
+from harvester.db import anomaly_models, integrity_models, notify_models, user_models  # noqa: F401  the whole metadata
 from harvester.db.migrate import current_revision, head_revision
 from harvester.db.models import Base
 

@@ -20,7 +20,7 @@ def test_beat_sends_only_registered_tasks_to_declared_queues(tmp_path: Path) -> 
     declared = {queue.name for queue in config["task_queues"]}
     (route,) = config["task_routes"]
     scheduled = {entry["task"] for entry in config["beat_schedule"].values()}
-    assert scheduled == {"harvest.dispatch", "score.correlate"}
+    assert scheduled == {"harvest.dispatch", "score.correlate", "notify.send"}
     for name in scheduled | set(TASK_QUEUES):
         assert name in app.tasks, name
         assert route(name)["queue"] in declared, name
@@ -55,7 +55,7 @@ def test_worker_queues_are_logical_names_mapped_to_the_configured_ones(
 ) -> None:
     argv = _worker_argv(monkeypatch, tmp_path)
     consumed = argv[argv.index("-Q") + 1].split(",")
-    assert consumed == ["prod-harvest", "prod-score"]
+    assert consumed == ["prod-harvest", "prod-score", "notify"]
     # Celery refuses (ImproperlyConfigured) a -Q queue it does not declare.
     declared = {queue.name for queue in celery_config(load_settings())["task_queues"]}
     assert set(consumed) <= declared

@@ -3,7 +3,7 @@
 from alembic import context
 
 # Every model module, so that the metadata holds every table.
-from harvester.db import anomaly_models, integrity_models, user_models  # noqa: F401
+from harvester.db import anomaly_models, integrity_models, notify_models, user_models  # noqa: F401
 from harvester.db.models import Base
 
 config = context.config

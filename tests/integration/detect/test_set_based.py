@@ -110,7 +110,8 @@ def test_new_anomalies_are_a_lookup_and_one_insert(db_session: Session, clock: F
     anomalies = _many(60)
     with _statements(db_session) as sent:
         stored = repo.save_anomalies(db_session, anomalies, clock=clock)
-    assert sent == ["SELECT", "INSERT"]
+    # The last SELECT reads the notification destinations (the outbox, harvester.notify).
+    assert sent == ["SELECT", "INSERT", "SELECT"]
     assert stored == anomalies
     assert db_session.scalar(select(func.count()).select_from(AnomalyRecord)) == 60
 
@@ -125,7 +126,7 @@ def test_merging_many_is_one_locking_read_and_one_update(
     with _statements(db_session) as sent:
         stored = repo.save_anomalies(db_session, [*later, *new], clock=clock)
     # The executemany INSERT and UPDATE are one statement each, however many rows.
-    assert sent == ["SELECT", "INSERT", "UPDATE"]
+    assert sent == ["SELECT", "INSERT", "UPDATE", "SELECT"]  # + the destinations
     assert stored[40:] == new
     stored = stored[:40]
     assert [a.count for a in stored] == [2] * 40
@@ -142,7 +143,7 @@ def test_storing_what_is_stored_writes_nothing(db_session: Session, clock: Fixed
     clock.advance(timedelta(hours=1))
     with _statements(db_session) as sent:
         again = repo.save_anomalies(db_session, anomalies, clock=clock)
-    assert sent == ["SELECT"]
+    assert sent == ["SELECT", "SELECT"]  # the anomalies, the notification destinations
     assert again == anomalies
     (record,) = db_session.scalars(select(AnomalyRecord).where(AnomalyRecord.id == anomalies[0].id))
     assert record.updated_at == clock() - timedelta(hours=1)
@@ -291,14 +292,14 @@ def test_correlation_is_a_few_statements_for_many_incidents(
     with _statements(db_session) as sent:
         incidents = repo.correlate_incidents(db_session, stored, clock=clock)
     # Read the anomalies, read the incidents, write the incidents, write their links.
-    assert sent == ["SELECT", "SELECT", "INSERT", "INSERT"]
+    assert sent == ["SELECT", "SELECT", "INSERT", "INSERT", "SELECT"]  # + the destinations
     assert [_content(i) for i in incidents] == [_content(i) for i in build_incidents(stored)]
     assert len(incidents) == 6
     assert all(len(i.anomaly_ids) == 3 for i in incidents)
     with _statements(db_session) as sent:
         again = repo.correlate_incidents(db_session, stored, clock=clock)
     # Now they exist: their links are read too, and none is added.
-    assert sent == ["SELECT", "SELECT", "SELECT", "INSERT"]
+    assert sent == ["SELECT", "SELECT", "SELECT", "INSERT", "SELECT"]  # + the destinations
     assert again == incidents
     db_session.commit()
     assert db_session.scalar(select(func.count()).select_from(IncidentRecord)) == 6

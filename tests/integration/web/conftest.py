@@ -30,7 +30,8 @@ VIEWER_PASSWORD = "viewer password 1234"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ALL_TABLES = (
     "api_tokens, users, suppressions, incident_anomalies, incidents, anomalies, dead_letters, "
-    "processed_objects, cursors, sources, role_configs, access_key_configs, accounts"
+    "processed_objects, cursors, sources, role_configs, access_key_configs, accounts, "
+    "notification_attempts, notifications, destinations"
 )
 
 

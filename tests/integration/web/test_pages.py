@@ -7,6 +7,7 @@ from datetime import timedelta
 from http.cookies import SimpleCookie
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,9 @@ from harvester import users
 from harvester.db.anomaly_models import AnomalyRecord, SuppressionRecord
 from harvester.db.models import AccessKeyConfig, RoleConfig, Source
 from harvester.db.user_models import User
+from harvester.detect import repository as repo
+from harvester.notify.model import DestinationSpec
+from harvester.notify.store import upsert_destination
 from tests.integration.web.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, Web, WebFactory
 from tests.integration.web.seed import KEY_ID, ORG_ACCOUNT, SECRET
 from tests.unit.detect.builders import ACCOUNT
@@ -27,6 +31,7 @@ PAGES = [
     "/accounts/clusters",
     "/anomalies",
     "/incidents",
+    "/destinations",
 ]
 NEW_SECRET = "Zq9TnewSecretKeyValueForTests0123456789xy"
 
@@ -69,6 +74,7 @@ def test_login_then_every_page_renders(web: Web) -> None:
     assert "prod-trail-logs" not in texts["/accounts/clusters"]
     assert "CloudTrail logging stopped or reduced" in texts["/anomalies"]
     assert "Attack chain by" in texts["/incidents"]
+    assert "No destinations." in texts["/destinations"]
     # Access keys are shown masked on every page, secrets never.
     for text in texts.values():
         assert SECRET not in text
@@ -510,6 +516,34 @@ def test_anomaly_detail_shows_evidence_and_mitre_links(web: Web) -> None:
     assert anomaly.explanation in html
     assert f"/incidents/{web.data.incident_id}" in html
     assert f"/anomalies/{anomaly.id}/evidence/0" in html
+
+
+def test_anomaly_page_shows_where_it_was_sent(web: Web) -> None:
+    web.login()
+    state = web.app.state.harvester
+    anomaly = msgspec.structs.replace(
+        web.data.anomaly("aws.cloudtrail-logging-impaired"), id="an-notified", dedup_key="n" * 32
+    )
+    with state.session() as session:
+        upsert_destination(
+            session,
+            DestinationSpec(name="soc-hook", type="webhook", url="https://soc.example.com/h"),
+            box=state.box,
+            clock=web.clock,
+        )
+        repo.save_anomalies(session, [anomaly], clock=web.clock)
+    html = web.client.get(f"/anomalies/{anomaly.id}").text
+    assert 'id="deliveries"' in html
+    assert "soc-hook" in html
+    assert "pending" in html
+    # Not sent anywhere: no section.
+    other = web.data.anomaly("aws.cloudtrail-logging-impaired")
+    assert 'id="deliveries"' not in web.client.get(f"/anomalies/{other.id}").text
+    # The destination's page lists its recent deliveries, never its secret.
+    page = web.client.get("/destinations").text
+    assert "soc-hook" in page
+    assert f'href="/anomalies/{anomaly.id}"' in page
+    assert "webhook" in page
 
 
 def test_anomaly_filters_on_the_page(web: Web) -> None:

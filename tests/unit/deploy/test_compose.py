@@ -17,6 +17,7 @@ HARVESTER_SERVICES = (
     "beat",
     "harvest-worker",
     "score-worker",
+    "notify-worker",
     "metrics",
     "console",
     "demo-seed",

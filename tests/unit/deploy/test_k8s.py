@@ -225,7 +225,7 @@ def test_the_service_monitor_scrapes_every_metrics_port() -> None:
         for name, d in of_kind("Deployment").items()
         if "metrics" in {p["name"] for p in container(d)["ports"]}
     }
-    assert serving == {"harvest-worker", "score-worker", "beat", "metrics"}
+    assert serving == {"harvest-worker", "score-worker", "notify-worker", "beat", "metrics"}
     assert scraped == serving
 
 

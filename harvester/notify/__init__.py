@@ -1,0 +1,1 @@
+"""Notifications: destinations, routing, the outbox and the senders that drain it."""
