@@ -27,7 +27,13 @@ from harvester.durations import format_duration
 from harvester.inventory import service
 from harvester.inventory.validation import PARTITIONS, known_regions
 from harvester.notify.history import deliveries_of, recent_deliveries
-from harvester.notify.store import destination_spec, list_destinations
+from harvester.notify.model import TYPES, DestinationSpec
+from harvester.notify.store import (
+    destination_spec,
+    get_destination,
+    list_destinations,
+    remove_destination,
+)
 from harvester.web import charts, queries, records
 from harvester.web.auth import (
     CSRF_FIELD,
@@ -39,6 +45,11 @@ from harvester.web.auth import (
     page_reader,
     page_writer,
     session_holder,
+)
+from harvester.web.destination_forms import (
+    CHECKBOXES,
+    destination_values,
+    save_destination,
 )
 from harvester.web.forms import (
     FORM_LEVEL,
@@ -64,6 +75,7 @@ Writer = Annotated[Principal, Depends(page_writer)]
 Form = Annotated[dict[str, str], Depends(checked_form)]
 State = Annotated[WebState, Depends(web_state)]
 SourceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+DestinationName = Annotated[str, Path(min_length=1, max_length=128)]
 FindingId = Annotated[str, Path(min_length=4, max_length=40, pattern=r"^[0-9a-zA-Z_-]+$")]
 
 MAX_FIELD = 4096
@@ -583,6 +595,124 @@ def destinations_page(request: Request, principal: Reader, state: State) -> HTML
             for record in list_destinations(session)
         ]
     return render(request, "destinations.html", {"destinations": destinations}, principal=principal)
+
+
+def _destination_form(
+    request: Request,
+    principal: Principal,
+    *,
+    editing: str | None,
+    has_secret: bool = False,
+    values: Mapping[str, str],
+    errors: Mapping[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "edit_destination.html",
+        {
+            "editing": editing,
+            "has_secret": has_secret,
+            "values": values,
+            "errors": errors or {},
+            "form_error": (errors or {}).get(FORM_LEVEL),
+            "types": TYPES,
+            "severities": SEVERITIES,
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+def _typed_values(form: Mapping[str, str]) -> dict[str, str]:
+    """What was typed, to be fixed after an error; never the secret (it is asked again)."""
+    values = {k: _field(form, k) for k in form if k not in ("secret", CSRF_FIELD)}
+    return values | {name: form.get(name, "") for name in CHECKBOXES}
+
+
+def _new_destination_values() -> dict[str, str]:
+    return destination_values(DestinationSpec(name="", type="webhook"))
+
+
+def _stored_destination(state: WebState, name: str) -> tuple[dict[str, str], bool]:
+    """A stored destination's form values, and whether it has a secret (never the secret)."""
+    with state.session() as session:
+        record = get_destination(session, name=name)
+        return destination_values(destination_spec(record)), record.secret_encrypted is not None
+
+
+@router.get("/destinations/new")
+def new_destination_page(request: Request, principal: Admin) -> HTMLResponse:
+    return _destination_form(request, principal, editing=None, values=_new_destination_values())
+
+
+@router.post("/destinations/new")
+def create_destination(request: Request, principal: Writer, form: Form, state: State) -> Response:
+    try:
+        with state.session() as session:
+            name = save_destination(
+                session, form, record=None, box=state.box, clock=state.clock
+            ).name
+    except FormErrors as exc:
+        return _destination_form(
+            request,
+            principal,
+            editing=None,
+            values={**_new_destination_values(), **_typed_values(form)},
+            errors=exc.errors,
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    session_holder(request).set_flash(f"Created destination {name}.")
+    return _redirect("/destinations")
+
+
+@router.get("/destinations/{name}/edit")
+def edit_destination_page(
+    request: Request, name: DestinationName, principal: Admin, state: State
+) -> HTMLResponse:
+    values, has_secret = _stored_destination(state, name)
+    return _destination_form(request, principal, editing=name, has_secret=has_secret, values=values)
+
+
+@router.post("/destinations/{name}/edit")
+def edit_destination(
+    request: Request, name: DestinationName, principal: Writer, form: Form, state: State
+) -> Response:
+    try:
+        with state.session() as session:
+            record = get_destination(session, name=name)
+            save_destination(session, form, record=record, box=state.box, clock=state.clock)
+    except FormErrors as exc:
+        # The failed transaction rolled back: what is stored is read again.
+        stored, has_secret = _stored_destination(state, name)
+        return _destination_form(
+            request,
+            principal,
+            editing=name,
+            has_secret=has_secret,
+            values={
+                **stored,
+                **_typed_values(form),
+                "name": stored["name"],
+                "type": stored["type"],
+            },
+            errors=exc.errors,
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    session_holder(request).set_flash(f"Saved destination {name}.")
+    return _redirect("/destinations")
+
+
+@router.post("/destinations/{name}/delete")
+def delete_destination(
+    request: Request, name: DestinationName, principal: Writer, _: Form, state: State
+) -> RedirectResponse:
+    with state.session() as session:
+        remove_destination(session, get_destination(session, name=name))
+    session_holder(request).set_flash(
+        f"Deleted destination {name}; its pending deliveries are given up."
+    )
+    return _redirect("/destinations")
 
 
 # --- incidents --------------------------------------------------------------------------------

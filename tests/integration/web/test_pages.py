@@ -279,6 +279,7 @@ def test_pages_have_no_inline_script_or_style(web: Web) -> None:
     pages = [
         *PAGES,
         f"/sources/{web.data.trail_id}/edit",
+        "/destinations/new",
         f"/anomalies/{web.data.anomalies[0].id}",
         f"/incidents/{web.data.incident_id}",
     ]
