@@ -597,16 +597,32 @@ def destinations_page(request: Request, principal: Reader, state: State) -> HTML
     return render(request, "destinations.html", {"destinations": destinations}, principal=principal)
 
 
-def _destination_form(
+def _destination_page(
     request: Request,
     principal: Principal,
+    state: WebState,
     *,
     editing: str | None,
-    has_secret: bool = False,
-    values: Mapping[str, str],
+    form: Mapping[str, str] | None = None,
     errors: Mapping[str, str] | None = None,
-    status_code: int = 200,
 ) -> HTMLResponse:
+    """The new-destination form (``editing`` None) or a stored one's, after an error with
+    what was typed (never the secret: it is asked again)."""
+    has_secret = False
+    if editing is None:
+        values = destination_values(DestinationSpec(name="", type="webhook"))
+    else:
+        # After an error the transaction rolled back: what is stored is read again.
+        with state.session() as session:
+            record = get_destination(session, name=editing)
+            values = destination_values(destination_spec(record))
+            has_secret = record.secret_encrypted is not None
+    if form is not None:
+        typed = {k: _field(form, k) for k in form if k not in ("secret", CSRF_FIELD)}
+        typed |= {name: form.get(name, "") for name in CHECKBOXES}
+        if editing is not None:
+            typed |= {"name": values["name"], "type": values["type"]}
+        values |= typed
     return render(
         request,
         "edit_destination.html",
@@ -620,87 +636,55 @@ def _destination_form(
             "severities": SEVERITIES,
         },
         principal=principal,
-        status_code=status_code,
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else 200,
     )
 
 
-def _typed_values(form: Mapping[str, str]) -> dict[str, str]:
-    """What was typed, to be fixed after an error; never the secret (it is asked again)."""
-    values = {k: _field(form, k) for k in form if k not in ("secret", CSRF_FIELD)}
-    return values | {name: form.get(name, "") for name in CHECKBOXES}
-
-
-def _new_destination_values() -> dict[str, str]:
-    return destination_values(DestinationSpec(name="", type="webhook"))
-
-
-def _stored_destination(state: WebState, name: str) -> tuple[dict[str, str], bool]:
-    """A stored destination's form values, and whether it has a secret (never the secret)."""
-    with state.session() as session:
-        record = get_destination(session, name=name)
-        return destination_values(destination_spec(record)), record.secret_encrypted is not None
+def _save_destination(
+    request: Request,
+    principal: Principal,
+    state: WebState,
+    form: Mapping[str, str],
+    *,
+    editing: str | None,
+) -> Response:
+    try:
+        with state.session() as session:
+            record = None if editing is None else get_destination(session, name=editing)
+            name = save_destination(
+                session, form, record=record, box=state.box, clock=state.clock
+            ).name
+    except FormErrors as exc:
+        return _destination_page(
+            request, principal, state, editing=editing, form=form, errors=exc.errors
+        )
+    verb = "Created" if editing is None else "Saved"
+    session_holder(request).set_flash(f"{verb} destination {name}.")
+    return _redirect("/destinations")
 
 
 @router.get("/destinations/new")
-def new_destination_page(request: Request, principal: Admin) -> HTMLResponse:
-    return _destination_form(request, principal, editing=None, values=_new_destination_values())
+def new_destination_page(request: Request, principal: Admin, state: State) -> HTMLResponse:
+    return _destination_page(request, principal, state, editing=None)
 
 
 @router.post("/destinations/new")
 def create_destination(request: Request, principal: Writer, form: Form, state: State) -> Response:
-    try:
-        with state.session() as session:
-            name = save_destination(
-                session, form, record=None, box=state.box, clock=state.clock
-            ).name
-    except FormErrors as exc:
-        return _destination_form(
-            request,
-            principal,
-            editing=None,
-            values={**_new_destination_values(), **_typed_values(form)},
-            errors=exc.errors,
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-    session_holder(request).set_flash(f"Created destination {name}.")
-    return _redirect("/destinations")
+    return _save_destination(request, principal, state, form, editing=None)
 
 
 @router.get("/destinations/{name}/edit")
 def edit_destination_page(
     request: Request, name: DestinationName, principal: Admin, state: State
 ) -> HTMLResponse:
-    values, has_secret = _stored_destination(state, name)
-    return _destination_form(request, principal, editing=name, has_secret=has_secret, values=values)
+    return _destination_page(request, principal, state, editing=name)
 
 
 @router.post("/destinations/{name}/edit")
 def edit_destination(
     request: Request, name: DestinationName, principal: Writer, form: Form, state: State
 ) -> Response:
-    try:
-        with state.session() as session:
-            record = get_destination(session, name=name)
-            save_destination(session, form, record=record, box=state.box, clock=state.clock)
-    except FormErrors as exc:
-        # The failed transaction rolled back: what is stored is read again.
-        stored, has_secret = _stored_destination(state, name)
-        return _destination_form(
-            request,
-            principal,
-            editing=name,
-            has_secret=has_secret,
-            values={
-                **stored,
-                **_typed_values(form),
-                "name": stored["name"],
-                "type": stored["type"],
-            },
-            errors=exc.errors,
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-    session_holder(request).set_flash(f"Saved destination {name}.")
-    return _redirect("/destinations")
+    return _save_destination(request, principal, state, form, editing=name)
 
 
 @router.post("/destinations/{name}/delete")
