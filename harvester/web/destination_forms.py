@@ -26,7 +26,6 @@ from harvester.web.forms import MAX_FIELD_LENGTH, FormErrors
 
 __all__ = [
     "CHECKBOXES",
-    "TEXT_FIELDS",
     "destination_values",
     "parse_destination",
     "save_destination",

@@ -1,4 +1,4 @@
-"""Server-rendered pages: overview, audit log monitoring, anomalies, incidents, login.
+"""Server-rendered pages: overview, audit log monitoring, anomalies, incidents, destinations, login.
 
 Every POST is a form with the session's CSRF token and answers with a redirect (so a reload
 does not post again), or re-renders the form with each error beside its field (status 422).
