@@ -12,21 +12,30 @@ it in this drain: one probe per drain while it is down, everything within one di
 interval of it coming back. A delivery older than the destination's ``max_age`` is ``dead``.
 Beyond ``rate_limit`` sends a minute, the rest of a destination's due deliveries go as one
 digest message.
+
+Once deliveries are claimed, a database that goes away (a restart, dropped connections) is
+waited for, up to ``Policy.db_outage``, by each step of the send loop: a send whose result
+could not be committed is recorded when the database is back instead of being resent after the
+lease, and the claimed rest is still sent in this drain. Beyond that the error escapes and the
+claims expire with their lease (sent again then, with the same delivery ids).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from time import perf_counter
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from harvester.clock import Clock
@@ -45,6 +54,7 @@ __all__ = ["DrainResult", "Policy", "backoff", "drain", "send_one"]
 
 RATE_WINDOW = timedelta(minutes=1)
 _OUTBOX = cast(Table, NotificationRecord.__table__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class Policy:
     backoff_max: timedelta = timedelta(seconds=30)
     retry_after_max: timedelta = timedelta(hours=1)
     batch: int = 500
+    # How long a drain holding claims waits for its database to come back (a restart).
+    db_outage: timedelta = timedelta(seconds=30)
 
 
 @dataclass
@@ -82,6 +94,24 @@ def backoff(
     if retry_after is not None:
         delay = max(delay, min(retry_after, policy.retry_after_max.total_seconds()))
     return timedelta(seconds=delay)
+
+
+def _retrying(policy: Policy, step: Callable[[], T]) -> T:
+    """Run ``step`` (one transaction, safe to redo) until the database answers, for up to
+    ``policy.db_outage``."""
+    deadline = time.monotonic() + policy.db_outage.total_seconds()
+    delay = 0.1
+    while True:
+        try:
+            return step()
+        except DBAPIError as exc:
+            # A dropped or refused connection, as workers.base judges it transient.
+            lost = exc.connection_invalidated or isinstance(exc, OperationalError)
+            if not lost or time.monotonic() + delay > deadline:
+                raise
+            log.warning("notify: database unavailable, retrying in %.1fs: %s", delay, exc.orig)
+            time.sleep(delay)  # the database restarting, not work to wait for
+            delay = min(delay * 2, 2.0)
 
 
 def _due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[NotificationRecord]:
@@ -185,6 +215,18 @@ def _sent_last_minute(session: Session, destination: str, now: datetime) -> int:
     )
 
 
+def _sent_last(sessions: sessionmaker[Session], destination: str, now: datetime) -> int:
+    with sessions() as session:
+        return _sent_last_minute(session, destination, now)
+
+
+def _failures(sessions: sessionmaker[Session], destination: str) -> int:
+    """Consecutive failures of the destination, counting the one being handled."""
+    with sessions() as session:
+        record = session.get(DestinationRecord, destination)
+        return (record.failures if record else 0) + 1
+
+
 def _digest(deliveries: list[Delivery], destination: str) -> Delivery:
     findings = [
         {
@@ -284,6 +326,15 @@ def _record(
     pause: timedelta | None,
 ) -> None:
     with sessions() as session, session.begin():
+        if session.scalar(
+            select(NotificationAttempt.id).where(
+                NotificationAttempt.delivery_id == delivery.delivery_id,
+                NotificationAttempt.at == now,
+            )
+        ):
+            # Already recorded: a redo (_retrying) whose first try committed just before
+            # its connection was lost.
+            return
         row = session.get(NotificationRecord, delivery.delivery_id)
         if row is not None:
             row.attempts += 1
@@ -345,8 +396,7 @@ def drain(
         result.outcomes[(name, "dead")] += count
     for name, deliveries in by_destination.items():
         spec = specs[name]
-        with sessions() as session:
-            budget = spec.rate_limit - _sent_last_minute(session, name, now)
+        budget = spec.rate_limit - _retrying(policy, partial(_sent_last, sessions, name, now))
         queue = list(deliveries)
         if len(queue) > budget:
             keep = max(0, budget - 1)
@@ -355,7 +405,8 @@ def drain(
                 queue = [*queue[:keep], _fold_into_digest(sessions, folded, name, now)]
                 result.outcomes[(name, "digested")] += len(folded)
             else:
-                _release(sessions, queue[keep:])
+                rest = queue[keep:]
+                _retrying(policy, partial(_release, sessions, rest))
                 queue = queue[:keep]
         for index, delivery in enumerate(queue):
             outcome, latency = send_one(spec, delivery, context(clock()))
@@ -363,9 +414,7 @@ def drain(
             result.latencies.append((name, latency))
             pause = None
             if not outcome.ok:
-                with sessions() as session:
-                    record = session.get(DestinationRecord, name)
-                    failures = (record.failures if record else 0) + 1
+                failures = _retrying(policy, partial(_failures, sessions, name))
                 pause = backoff(failures, policy, rng, outcome.retry_after)
                 log.warning(
                     "notify: delivery %s to %s failed (%s), retry in %.0fs",
@@ -374,9 +423,13 @@ def drain(
                     outcome.error,
                     pause.total_seconds(),
                 )
-            _record(sessions, delivery, outcome, latency, now=clock(), pause=pause)
+            _retrying(
+                policy,
+                partial(_record, sessions, delivery, outcome, latency, now=clock(), pause=pause),
+            )
             if not outcome.ok:
                 # Paused: the others wait for the next drain, unclaimed, untouched.
-                _release(sessions, queue[index + 1 :])
+                rest = queue[index + 1 :]
+                _retrying(policy, partial(_release, sessions, rest))
                 break
     return result

@@ -1,5 +1,6 @@
 """Faults: a receiver down then up, slow beyond the timeout, answering 429 with Retry-After,
-a worker killed mid-send; deliveries too old are dead; a flood becomes a digest."""
+a worker killed mid-send, the database restarting mid-drain; deliveries too old are dead; a
+flood becomes a digest."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from datetime import timedelta
 
 import msgspec
 import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from harvester.db.engine import normalize_url
 from harvester.db.notify_models import DestinationRecord
-from tests.conftest import FixedClock, wait_until
+from harvester.notify.deliver import DrainResult, Policy
+from tests.conftest import POSTGRES_URL, FixedClock, wait_until
 from tests.integration.notify.helpers import (
     add_destination,
     attempts,
@@ -25,7 +31,7 @@ from tests.integration.notify.helpers import (
     stop_logging,
     store,
 )
-from tests.integration.notify.receiver import Receiver
+from tests.integration.notify.receiver import Answer, Received, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -240,3 +246,123 @@ def test_two_workers_draining_at_once_send_each_delivery_once(
     assert sum(r.sent for r in results) == 12
     assert len(_ids(receiver)) == 12
     assert set(_ids(receiver).values()) == {1}
+
+
+def _restart_during_first_send(
+    sessions: sessionmaker[Session], clock: FixedClock, receiver: Receiver, policy: Policy
+) -> DrainResult | Exception:
+    """Drain while the database restarts: it goes away while the first send waits for its
+    answer, the answer comes while it refuses connections, and it comes back once the drain
+    has met it down (or, with a short ``policy.db_outage``, once the drain has given up).
+
+    The restart is emulated on this run's own database, so other tests keep theirs: new
+    connections refused, every open one terminated, then connections allowed again.
+    """
+    engine = sessions.kw["bind"]
+    database = engine.url.database
+    admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    refused: list[ExceptionContext] = []
+
+    def note(context: ExceptionContext) -> None:
+        refused.append(context)
+
+    event.listen(engine, "handle_error", note)
+    down = threading.Event()
+
+    def answer(_request: Received) -> Answer:
+        if len(receiver.started) == 1:
+            down.wait(timeout=10)  # an event, set below once the database is gone
+        return (200, {}, b"ok", 0.0)
+
+    receiver.answer = answer
+    results: list[DrainResult | Exception] = []
+
+    def drainer() -> None:
+        try:
+            results.append(run_drain(sessions, clock, policy))
+        except Exception as exc:  # noqa: BLE001  the caller asserts what it expects
+            results.append(exc)
+
+    thread = threading.Thread(target=drainer)
+    try:
+        thread.start()
+        wait_until(lambda: receiver.started, timeout=10, what="the drain to start sending")
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).scalar()
+        assert killed  # the drain's pooled connections
+        down.set()
+        wait_until(lambda: refused, timeout=10, what="the drain to meet the database down")
+        if policy.db_outage < timedelta(seconds=1):
+            wait_until(lambda: results, timeout=10, what="the drain to give up on the database")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        event.remove(engine, "handle_error", note)
+        down.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    (result,) = results
+    return result
+
+
+def _each_sent_and_recorded(sessions: sessionmaker[Session], receiver: Receiver) -> Counter[str]:
+    """Every row sent, none claimed, a sent attempt recorded per delivery; the receipts."""
+    ids = _ids(receiver)
+    rows = outbox(sessions)
+    assert {r.delivery_id for r in rows} == set(ids)  # nothing lost
+    assert {r.status for r in rows} == {"sent"}
+    assert all(r.claimed_until is None for r in rows)
+    recorded = Counter(a.delivery_id for a in attempts(sessions) if a.outcome == "sent")
+    assert recorded == Counter(set(ids))
+    return ids
+
+
+@pytest.mark.parametrize("sessions", ["postgresql"], indirect=True)  # SQLite has no server
+def test_a_database_restart_mid_drain_loses_nothing_and_sends_each_delivery_once(
+    sessions: sessionmaker[Session], clock: FixedClock, receiver: Receiver
+) -> None:
+    add_destination(sessions, clock, name="hook", type="webhook", url=receiver.url)
+    store(sessions, clock, *_many(5))
+    result = _restart_during_first_send(sessions, clock, receiver, Policy())
+    # The drain waited for the database, recorded the send whose answer came while it was
+    # down (not resent), and went on with the rest.
+    assert isinstance(result, DrainResult), result
+    assert result.sent == 5
+    clock.advance(INTERVAL)
+    assert run_drain(sessions, clock).outcomes == Counter()
+    ids = _each_sent_and_recorded(sessions, receiver)
+    assert len(ids) == 5
+    assert set(ids.values()) == {1}  # each delivery id once
+    assert [r.attempts for r in outbox(sessions)] == [1] * 5
+
+
+@pytest.mark.parametrize("sessions", ["postgresql"], indirect=True)
+def test_a_database_down_longer_than_the_drain_waits_resends_only_the_interrupted_send(
+    sessions: sessionmaker[Session], clock: FixedClock, receiver: Receiver
+) -> None:
+    add_destination(sessions, clock, name="hook", type="webhook", url=receiver.url)
+    store(sessions, clock, *_many(5))
+    short = Policy(db_outage=timedelta(seconds=0.5))
+    result = _restart_during_first_send(sessions, clock, receiver, short)
+    assert isinstance(result, OperationalError), result  # given up: the task fails, visibly
+    first = receiver.started[0].headers["X-Harvester-Delivery"]
+    assert set(_ids(receiver)) == {first}  # nothing more sent without a database to record it
+    # The claims stand until their lease ends (another worker may be sending), then go.
+    clock.advance(INTERVAL)
+    assert run_drain(sessions, clock).outcomes == Counter()
+    clock.advance(Policy().lease)
+    assert run_drain(sessions, clock).sent == 5
+    # Recorded: one sent attempt each; the interrupted send's went down with the database.
+    ids = _each_sent_and_recorded(sessions, receiver)
+    # The one send interrupted between the receiver's answer and its commit is sent again,
+    # with the same delivery id (a receiver de-duplicates by it); every other exactly once.
+    assert {d: n for d, n in ids.items() if n > 1} == {first: 2}
+    assert len(ids) == 5
